@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Each creates (or reuses) .venv, installs requirements.txt and ffmpeg when missing, then runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+export PYTHONUNBUFFERED := 1
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench clean-data
+
+$(VENV)/.installed: requirements.txt
+	@echo "==> python environment in $(VENV)"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install -q --upgrade pip
+	@$(VENV)/bin/python -m pip install -q -r requirements.txt
+	@touch $@
+
+setup: $(VENV)/.installed
+	@bash scripts/ensure_ffmpeg.sh
+
+demo: setup
+	@echo "==> dvc repro (embedded sample; every stage is cached)"
+	@dvc repro
+	@python -m pipeline.summary
+
+test: setup
+	@python -m pytest -q -n 2 --durations=15 $(PYTEST_ARGS) tests
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "==> $$b"; python $$b || exit 1; done

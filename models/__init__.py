@@ -1,0 +1,1 @@
+"""Pure ``nn.Module``s and losses of AR-SPM (no file I/O except weight loading)."""

@@ -1,0 +1,30 @@
+"""Device choice and seeding shared by every stage that runs a model."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Map a params value to a torch device: ``auto`` is CUDA when present, else CPU.
+
+    ``cuda`` on a machine without CUDA is an error (a silent CPU fallback would hide a misconfiguration).
+    """
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch Generator seeded the same way (for DataLoader shuffles)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen

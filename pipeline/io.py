@@ -1,0 +1,51 @@
+"""Small file helpers: atomic writes (temp name + rename) and deterministic JSON.
+
+Interrupted stages must never leave a half-written file under its final name, and equal inputs must give
+byte-identical outputs (so DVC hashes match between teammates): JSON is written with sorted keys.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def dumps_json(obj: Any) -> str:
+    """Deterministic JSON text (sorted keys, fixed indentation, trailing newline)."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as deterministic JSON to ``path`` atomically."""
+    atomic_write_bytes(path, dumps_json(obj).encode("utf-8"))
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
