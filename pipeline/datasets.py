@@ -1,0 +1,210 @@
+"""Streaming torch datasets over the WebDataset shards, optionally joined with the face features.
+
+A split is read shard by shard (``pipeline.shards``); when a features directory is given, each shard's
+memory-mapped ``{shard}.npy`` (written in the same order, docs/contracts.md) is opened beside it and rows are
+joined by key. Memory stays O(one shard + shuffle buffer) whatever the split's size.
+
+Shuffling is deterministic: the shard order and a fixed-size shuffle buffer are driven by a generator seeded
+with ``(seed, epoch)``, so ``set_epoch`` gives a new but reproducible order every epoch.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from pipeline.feature_files import FeaturesError, iter_feature_shards, load_shard_features
+
+DEFAULT_FIELDS = ("face", "spec", "meta")
+
+
+class DatasetError(ValueError):
+    """A split has no shards, or shards and features do not match."""
+
+
+def _shards_module():
+    # Imported lazily: pipeline.shards is owned by the preprocess stage and pulls in media libraries.
+    from pipeline import shards
+
+    return shards
+
+
+def face_to_tensor(face: np.ndarray) -> torch.Tensor:
+    """uint8 ``HxWx3`` RGB → float32 ``3xHxW`` in [0, 1]."""
+    array = np.ascontiguousarray(np.asarray(face, dtype=np.uint8).transpose(2, 0, 1))
+    return torch.from_numpy(array).float().div_(255.0)
+
+
+def spec_to_tensor(spec: np.ndarray) -> torch.Tensor:
+    """float16 ``(2, 257, 598)`` → float32 tensor."""
+    return torch.from_numpy(np.asarray(spec, dtype=np.float32))
+
+
+def _convert(sample: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": str(sample["key"])}
+    for name, value in sample.items():
+        if name == "key":
+            continue
+        if name == "face":
+            out["face"] = face_to_tensor(value)
+        elif name == "spec":
+            out["spec"] = spec_to_tensor(value)
+        elif name == "audio":
+            out["audio"] = torch.from_numpy(np.asarray(value, dtype=np.float32))
+        else:
+            out[name] = value
+    return out
+
+
+def _buffered_shuffle(items: Iterable[dict], buffer_size: int, rng: random.Random) -> Iterator[dict]:
+    """Reservoir-style shuffle buffer: deterministic given ``rng``'s state."""
+    buffer: list[dict] = []
+    for item in items:
+        if len(buffer) < buffer_size:
+            buffer.append(item)
+            continue
+        index = rng.randrange(len(buffer))
+        buffer[index], item = item, buffer[index]
+        yield item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+class SplitDataset(IterableDataset):
+    """Streams samples of one split from the shards, optionally joined with their face features (by key).
+
+    Yields dicts with ``key`` (str), ``face`` (float32 ``3xHxW`` in [0, 1]), ``spec`` (float32
+    ``2x257x598``), ``audio`` (float32 ``[96000]``, if asked), ``meta`` (dict) and, when ``features_dir`` is
+    given, ``feature`` (float32 ``[D]``). ``keep`` filters samples by their meta (e.g. one gender).
+    """
+
+    def __init__(
+        self,
+        shards_dir: str | Path,
+        split: str,
+        fields: Sequence[str] = DEFAULT_FIELDS,
+        features_dir: str | Path | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        buffer_size: int = 1000,
+        keep: Callable[[dict], bool] | None = None,
+    ):
+        super().__init__()
+        self.shards_dir = Path(shards_dir)
+        self.split = split
+        self.fields = tuple(fields)
+        self.features_dir = Path(features_dir) if features_dir is not None else None
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.buffer_size = max(1, int(buffer_size))
+        self.keep = keep
+        self.epoch = 0
+        self.shard_paths = [Path(p) for p in _shards_module().list_shards(self.shards_dir, split)]
+        if not self.shard_paths:
+            raise DatasetError(f"no '{split}' shards in {self.shards_dir} (empty split?)")
+        if self.features_dir is not None:
+            missing = [p.name for p in self.shard_paths if not (self.features_dir / f"{_stem(p)}.npy").is_file()]
+            if missing:
+                raise DatasetError(
+                    f"features in {self.features_dir} do not cover shard(s) {', '.join(missing[:3])}"
+                    " (rerun the features stage)"
+                )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose shuffle order the next iteration uses (order = f(seed, epoch))."""
+        self.epoch = int(epoch)
+
+    def _read_fields(self) -> list[str]:
+        fields = set(self.fields) | {"meta"}  # meta is needed for keep and is cheap
+        return sorted(fields - {"key", "feature"})
+
+    def _iter_shard(self, shard: Path) -> Iterator[dict]:
+        shards = _shards_module()
+        rows: dict[str, int] | None = None
+        array = None
+        if self.features_dir is not None:
+            keys, array = load_shard_features(self.features_dir / f"{_stem(shard)}.npy")
+            rows = {key: i for i, key in enumerate(keys)}
+        for sample in shards.iter_samples([shard], fields=self._read_fields()):
+            if self.keep is not None and not self.keep(sample.get("meta") or {}):
+                continue
+            item = _convert(sample)
+            if "meta" not in self.fields:
+                item.pop("meta", None)
+            if rows is not None:
+                row = rows.get(item["key"])
+                if row is None:
+                    raise DatasetError(f"sample {item['key']} of {shard.name} has no feature (rerun features)")
+                item["feature"] = torch.from_numpy(np.array(array[row], dtype=np.float32))
+            yield item
+
+    def _shards_for_this_worker(self, rng: random.Random) -> list[Path]:
+        paths = list(self.shard_paths)
+        if self.shuffle:
+            rng.shuffle(paths)
+        info = get_worker_info()
+        if info is not None and info.num_workers > 1:
+            paths = paths[info.id :: info.num_workers]
+        return paths
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        shard_rng = random.Random(f"{self.seed}:{self.epoch}:shards")
+        buffer_rng = random.Random(f"{self.seed}:{self.epoch}:buffer:{worker}")
+        paths = self._shards_for_this_worker(shard_rng)
+        stream = (item for shard in paths for item in self._iter_shard(shard))
+        if self.shuffle:
+            yield from _buffered_shuffle(stream, self.buffer_size, buffer_rng)
+        else:
+            yield from stream
+
+
+def _stem(path: Path) -> str:
+    """``train-000000.tar`` → ``train-000000``."""
+    name = Path(path).name
+    return name.split(".", 1)[0]
+
+
+def collate(batch: list[dict]) -> dict:
+    """Stack tensors along a new batch dimension; keep ``key``, ``meta`` and other non-tensors as lists."""
+    if not batch:
+        raise DatasetError("cannot collate an empty batch")
+    out: dict[str, Any] = {}
+    for name in batch[0]:
+        values = [item[name] for item in batch]
+        if isinstance(values[0], torch.Tensor):
+            out[name] = torch.stack(values)
+        else:
+            out[name] = values
+    return out
+
+
+def make_loader(dataset: IterableDataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """A DataLoader over a streaming dataset with :func:`collate` (order comes from the dataset itself)."""
+    return DataLoader(
+        dataset,
+        batch_size=int(batch_size),
+        num_workers=int(num_workers),
+        collate_fn=collate,
+        persistent_workers=False,
+    )
+
+
+def load_features(features_dir: str | Path, split: str) -> tuple[list[str], np.ndarray]:
+    """All keys and features of one split: ``(keys, float32 [N, D])`` in shard order.
+
+    This concatenates every shard into memory; use :func:`pipeline.feature_files.iter_feature_shards` to stream.
+    """
+    all_keys: list[str] = []
+    arrays: list[np.ndarray] = []
+    for _, keys, array in iter_feature_shards(features_dir, split):
+        all_keys.extend(keys)
+        arrays.append(np.asarray(array, dtype=np.float32))
+    if not arrays:
+        raise FeaturesError(f"no '{split}' features in {features_dir}")
+    return all_keys, np.concatenate(arrays, axis=0)

@@ -1,0 +1,118 @@
+"""The ``features`` stage: the face encoder's fc7 feature of every face crop, written per shard.
+
+For each shard ``{split}-{NNNNNN}.tar`` of every split this writes ``{split}-{NNNNNN}.npy`` (float32 ``[N, D]``)
+and ``{split}-{NNNNNN}.keys.txt`` (same order as the shard), then ``meta.json`` (``dim``, ``layer``, ``relu``,
+``face_encoder`` header). ``np.save`` of a float32 array is header + raw bytes, so equal features give equal
+files. Readers are in ``pipeline.feature_files``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.feature_files import FeaturesError, keys_path
+from pipeline.io import atomic_path, atomic_write_bytes, write_json
+
+SPLITS = ("train", "test")
+
+
+def write_feature_shard(out_dir: str | Path, stem: str, keys: Sequence[str], array: np.ndarray) -> Path:
+    """Write ``{stem}.npy`` (float32) and ``{stem}.keys.txt`` atomically; returns the ``.npy`` path."""
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if array.ndim != 2 or array.shape[0] != len(keys):
+        raise FeaturesError(f"features of {stem} have shape {array.shape} for {len(keys)} keys")
+    path = Path(out_dir) / f"{stem}.npy"
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+    atomic_write_bytes(keys_path(path), "".join(f"{k}\n" for k in keys).encode("utf-8"))
+    return path
+
+
+def write_features_meta(out_dir: str | Path, dim: int, relu: bool, face_encoder: dict[str, Any],
+                        layer: str = "fc7", counts: dict[str, int] | None = None) -> None:
+    """Write ``meta.json`` describing the features (dimension, layer, ReLU, the face encoder's header)."""
+    meta = {"dim": int(dim), "layer": layer, "relu": bool(relu), "face_encoder": face_encoder}
+    if counts is not None:
+        meta["counts"] = dict(counts)
+    write_json(Path(out_dir) / "meta.json", meta)
+
+
+def _batches(samples: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@torch.no_grad()
+def encode_faces(model: torch.nn.Module, faces: Sequence[np.ndarray], device: torch.device) -> np.ndarray:
+    """fc7 features of uint8 ``HxWx3`` faces, as float32 ``[B, D]`` on the CPU."""
+    x = torch.from_numpy(np.stack([np.asarray(f, dtype=np.uint8) for f in faces]).transpose(0, 3, 1, 2).copy())
+    x = x.to(device=device, dtype=torch.float32).div_(255.0)
+    return model.features(x).float().cpu().numpy()
+
+
+def extract_features(
+    shards_dir: str | Path,
+    face_encoder_path: str | Path,
+    out_dir: str | Path,
+    fc7_relu: bool,
+    batch_size: int,
+    device: torch.device,
+    splits: Sequence[str] = SPLITS,
+) -> dict[str, Any]:
+    """Write the features of every shard of ``splits``; returns a summary (counts, dim, seconds)."""
+    from pipeline.checkpoints import load_checkpoint
+    from pipeline.shards import iter_samples, list_shards
+
+    model, header = load_checkpoint(face_encoder_path, expected_arch="vggface")
+    model.fc7_relu = bool(fc7_relu)
+    model.eval().to(device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shards = {split: list_shards(shards_dir, split) for split in splits}
+    if not any(shards.values()):
+        raise FeaturesError(f"no shards in {shards_dir} (run preprocess first)")
+    dim = int(model.feature_dim)
+    counts = {split: 0 for split in splits}
+    started = time.perf_counter()
+    total = sum(len(p) for p in shards.values())
+    with tqdm(total=total, desc="features", unit="shard") as bar:
+        for split in splits:
+            for shard in shards[split]:
+                keys: list[str] = []
+                parts: list[np.ndarray] = []
+                for batch in _batches(iter_samples([shard], fields=["face"]), int(batch_size)):
+                    faces = [s["face"] for s in batch]
+                    size = faces[0].shape[0]
+                    if size != model.image_size:
+                        raise FeaturesError(
+                            f"shard {shard.name} has {size}x{size} faces but the face encoder expects "
+                            f"{model.image_size}x{model.image_size}"
+                        )
+                    keys.extend(s["key"] for s in batch)
+                    parts.append(encode_faces(model, faces, device))
+                array = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+                write_feature_shard(out_dir, shard.name.split(".")[0], keys, array)
+                counts[split] += len(keys)
+                bar.update(1)
+                bar.set_postfix(samples=sum(counts.values()))
+    write_features_meta(out_dir, dim=dim, relu=fc7_relu, face_encoder=_json_header(header), counts=counts)
+    return {"dim": dim, "counts": counts, "shards": total, "seconds": time.perf_counter() - started}
+
+
+def _json_header(header: dict[str, Any]) -> dict[str, Any]:
+    """The face encoder header without anything that is not plain JSON (it is recorded in meta.json)."""
+    import json
+
+    return json.loads(json.dumps(header, default=str, sort_keys=True))

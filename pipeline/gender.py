@@ -1,0 +1,207 @@
+"""The ``gender`` stage: the paper's light CNN voice gender classifier (§3.1), trained on labelled train samples.
+
+Trains ``models.gender.VoiceGenderClassifier`` (class 0 = M, 1 = F) on the spectrograms of train-split samples
+whose meta carries a gender label, reports the accuracy on the labelled test samples (speakers never seen in
+training), and predicts a gender for EVERY sample of every split: ``predictions.parquet`` with
+``key, split, label (M/F/null), p_female, pred (M/F)``. The priors stage builds the male/female priors from
+``pred`` (the paper uses the classifier's predictions, not labels).
+
+Without any labelled train sample there is nothing to learn: the stage writes predictions with ``p_female`` and
+``pred`` null and metrics ``available: false``, and the male/female priors (and the gender variants that need
+them) are unavailable; loading them fails with one clear sentence.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pipeline.io import atomic_path
+
+CLASSES = ("M", "F")  # class index -> label
+PREDICTIONS_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("split", pa.string()),
+    ("label", pa.string()),
+    ("p_female", pa.float64()),
+    ("pred", pa.string()),
+])
+SPLITS = ("train", "test")
+
+
+class GenderError(ValueError):
+    """Gender predictions are missing or malformed."""
+
+
+def write_predictions(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``predictions.parquet`` (sorted by split then key) atomically and deterministically."""
+    rows = sorted(rows, key=lambda r: (r["split"], r["key"]))
+    columns = {name: [row.get(name) for row in rows] for name in PREDICTIONS_SCHEMA.names}
+    table = pa.table(columns, schema=PREDICTIONS_SCHEMA)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=False, write_statistics=False)
+
+
+def read_predictions(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of ``predictions.parquet`` (a directory means its ``predictions.parquet``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "predictions.parquet"
+    if not path.is_file():
+        raise GenderError(f"gender predictions {path} not found (run the gender stage first)")
+    return pq.read_table(path).to_pylist()
+
+
+def predicted_genders(path: str | Path, split: str | None = None) -> dict[str, str | None]:
+    """``{key: "M" | "F" | None}`` of the predictions, optionally for one split."""
+    return {r["key"]: r["pred"] for r in read_predictions(path) if split is None or r["split"] == split}
+
+
+def label_index(meta: dict) -> int | None:
+    """0 for ``M``, 1 for ``F``, None when the sample has no (valid) label."""
+    label = (meta or {}).get("gender")
+    return CLASSES.index(label) if label in CLASSES else None
+
+
+def _labelled(meta: dict) -> bool:
+    return label_index(meta) is not None
+
+
+def count_labels(shards_dir: str | Path, split: str) -> dict[str, int]:
+    """``{"M": .., "F": .., "none": ..}`` over a split's samples (reads only meta)."""
+    from pipeline.shards import iter_samples, list_shards
+
+    counts = {"M": 0, "F": 0, "none": 0}
+    for sample in iter_samples(list_shards(shards_dir, split), fields=["meta"]):
+        idx = label_index(sample["meta"])
+        counts[CLASSES[idx] if idx is not None else "none"] += 1
+    return counts
+
+
+def _targets(metas: Iterable[dict]) -> torch.Tensor:
+    return torch.tensor([label_index(m) for m in metas], dtype=torch.long)
+
+
+def train_classifier(
+    shards_dir: str | Path,
+    width: float,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train the classifier on labelled train samples (cross-entropy, Adam); returns model and train metrics."""
+    from models.gender import VoiceGenderClassifier
+    from pipeline.datasets import SplitDataset, make_loader
+    from pipeline.device import seed_everything
+
+    seed_everything(int(seed))
+    model = VoiceGenderClassifier(width=float(width), in_channels=2, num_classes=2).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=float(lr))
+    dataset = SplitDataset(shards_dir, "train", fields=("spec", "meta"), shuffle=True, seed=int(seed),
+                           buffer_size=1000, keep=_labelled)
+    history = []
+    for epoch in range(int(epochs)):
+        dataset.set_epoch(epoch)
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = tqdm(make_loader(dataset, batch_size), desc=f"gender epoch {epoch + 1}/{epochs}", unit="batch",
+                   leave=False)
+        for batch in bar:
+            spec = batch["spec"].to(device)
+            target = _targets(batch["meta"]).to(device)
+            logits = model(spec)
+            loss = nn.functional.cross_entropy(logits, target)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total_loss += float(loss) * len(target)
+            correct += int((logits.argmax(1) == target).sum())
+            seen += len(target)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+        history.append({"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1)})
+    return model, {"train_loss": history[-1]["loss"] if history else None,
+                   "train_acc": history[-1]["acc"] if history else None, "history": history}
+
+
+@torch.no_grad()
+def predict_split(model: nn.Module | None, shards_dir: str | Path, split: str, batch_size: int,
+                  device: torch.device) -> list[dict[str, Any]]:
+    """One prediction row per sample of ``split`` (``p_female``/``pred`` null when ``model`` is None)."""
+    from pipeline.datasets import SplitDataset, make_loader
+    from pipeline.shards import list_shards
+
+    if not list_shards(shards_dir, split):
+        return []
+    fields = ("spec", "meta") if model is not None else ("meta",)
+    rows = []
+    if model is not None:
+        model.eval()
+    for batch in make_loader(SplitDataset(shards_dir, split, fields=fields), batch_size):
+        if model is not None:
+            probs = torch.softmax(model(batch["spec"].to(device)).float(), dim=1)[:, 1].cpu().numpy()
+        else:
+            probs = [None] * len(batch["key"])
+        for key, meta, p in zip(batch["key"], batch["meta"], probs):
+            label = meta.get("gender") if meta.get("gender") in CLASSES else None
+            p_female = None if p is None else float(np.float32(p))
+            pred = None if p is None else ("F" if p_female >= 0.5 else "M")
+            rows.append({"key": key, "split": split, "label": label, "p_female": p_female, "pred": pred})
+    return rows
+
+
+def accuracy(rows: Sequence[dict[str, Any]], split: str) -> dict[str, Any]:
+    """Accuracy of ``pred`` against ``label`` over labelled rows of ``split`` (overall and per class)."""
+    scored = [r for r in rows if r["split"] == split and r["label"] in CLASSES and r["pred"] in CLASSES]
+    out: dict[str, Any] = {"n": len(scored), "accuracy": None}
+    if scored:
+        out["accuracy"] = sum(r["pred"] == r["label"] for r in scored) / len(scored)
+    for label in CLASSES:
+        sub = [r for r in scored if r["label"] == label]
+        out[f"n_{label}"] = len(sub)
+        out[f"accuracy_{label}"] = (sum(r["pred"] == label for r in sub) / len(sub)) if sub else None
+    return out
+
+
+def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, Any],
+               device: torch.device) -> dict[str, Any]:
+    """Train (when labels exist), predict every sample, write ``model.pt`` + ``predictions.parquet``; metrics."""
+    from pipeline.checkpoints import save_checkpoint
+    from pipeline.datasets import DatasetError
+    from pipeline.shards import list_shards
+
+    if not list_shards(shards_dir, "train"):
+        raise DatasetError(f"no 'train' shards in {shards_dir} (empty split?)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = {split: count_labels(shards_dir, split) for split in SPLITS}
+    available = labels["train"]["M"] + labels["train"]["F"] > 0
+    model = None
+    metrics: dict[str, Any] = {"available": available, "labels": labels}
+    if available:
+        model, train_metrics = train_classifier(
+            shards_dir, params["width"], params["epochs"], params["batch_size"], params["lr"], params["seed"],
+            device)
+        metrics.update({k: v for k, v in train_metrics.items() if k != "history"})
+        metrics["history"] = train_metrics["history"]
+        config = {"width": float(params["width"]), "in_channels": 2, "num_classes": 2}
+        save_checkpoint(out_dir / "model.pt", model.cpu(), "voice_gender", config,
+                        {"classes": list(CLASSES), "seed": int(params["seed"]), "epochs": int(params["epochs"])})
+        model.to(device)
+    rows: list[dict[str, Any]] = []
+    for split in SPLITS:
+        rows.extend(predict_split(model, shards_dir, split, int(params["batch_size"]), device))
+    write_predictions(out_dir / "predictions.parquet", rows)
+    metrics["test"] = accuracy(rows, "test")
+    metrics["train"] = accuracy(rows, "train")
+    metrics["test_accuracy"] = metrics["test"]["accuracy"]
+    metrics["predicted"] = {split: {label: sum(1 for r in rows if r["split"] == split and r["pred"] == label)
+                                    for label in CLASSES} for split in SPLITS}
+    return metrics

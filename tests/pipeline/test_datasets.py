@@ -1,0 +1,68 @@
+"""SplitDataset: streaming, feature join by key, deterministic shuffling, filtering, collate."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.datasets import DatasetError, SplitDataset, collate, load_features, make_loader
+from pipeline.feature_files import FeaturesError
+from pipeline.testing.features import write_dummy_features
+from pipeline.testing.shards import write_dummy_shards
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("datasets")
+    shards = root / "shards"
+    write_dummy_shards(shards, split="train", n_samples=7, per_shard=3, image_size=16)
+    write_dummy_shards(shards, split="test", n_samples=2, per_shard=3, image_size=16)
+    features = write_dummy_features(shards, root / "features", dim=8)
+    return shards, features
+
+
+def test_streams_with_features_joined_by_key(tiny):
+    shards, features = tiny
+    items = list(SplitDataset(shards, "train", features_dir=features))
+    assert [it["key"] for it in items] == [f"train_{i:05d}" for i in range(7)]
+    keys, array = load_features(features, "train")
+    assert keys == [it["key"] for it in items] and array.shape == (7, 8) and array.dtype == np.float32
+    for i, it in enumerate(items):
+        assert it["face"].shape == (3, 16, 16) and it["face"].dtype == torch.float32
+        assert 0.0 <= float(it["face"].min()) and float(it["face"].max()) <= 1.0
+        assert it["spec"].shape == (2, 257, 598) and it["spec"].dtype == torch.float32
+        assert it["meta"]["key"] == it["key"]
+        assert torch.equal(it["feature"], torch.from_numpy(array[i]))
+
+
+def test_shuffle_is_deterministic_per_epoch(tiny):
+    shards, _ = tiny
+    def order(epoch, seed=0):
+        ds = SplitDataset(shards, "train", fields=("meta",), shuffle=True, seed=seed, buffer_size=3)
+        ds.set_epoch(epoch)
+        return [it["key"] for it in ds]
+    assert order(0) == order(0)
+    assert sorted(order(0)) == sorted(order(1)) == [f"train_{i:05d}" for i in range(7)]
+    assert order(0) != order(1) or order(0) != order(2)
+    assert order(0) != list(sorted(order(0))) or order(1) != list(sorted(order(1)))
+
+
+def test_keep_filter_fields_and_loader(tiny):
+    shards, features = tiny
+    ds = SplitDataset(shards, "train", fields=("face",), features_dir=features, keep=lambda m: m["gender"] == "F")
+    batches = list(make_loader(ds, batch_size=2))
+    keys = [k for b in batches for k in b["key"]]
+    assert keys == ["train_00001", "train_00003", "train_00005"]
+    assert batches[0]["face"].shape == (2, 3, 16, 16) and batches[0]["feature"].shape == (2, 8)
+    assert "meta" not in batches[0] and "spec" not in batches[0]
+    assert collate([{"key": "a", "x": torch.zeros(2)}])["x"].shape == (1, 2)
+
+
+def test_empty_split_and_missing_features_are_clear_errors(tiny, tmp_path):
+    shards, _ = tiny
+    with pytest.raises(DatasetError, match="no 'valid' shards"):
+        SplitDataset(shards, "valid")
+    with pytest.raises(DatasetError, match="do not cover"):
+        SplitDataset(shards, "train", features_dir=tmp_path)
+    with pytest.raises(FeaturesError):
+        load_features(tmp_path, "train")
