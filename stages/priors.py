@@ -1,0 +1,54 @@
+"""DVC stage ``priors``: neutral and male/female face priors and the convergence table (paper Table 1).
+
+    python -m stages.priors --features data/features --gender data/gender --out data/priors \
+        --metrics metrics/priors.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.feature_files import FeaturesError, feature_dim
+from pipeline.gender import GenderError, predicted_genders
+from pipeline.io import write_json
+from pipeline.params import ParamsError, load_section, require
+from pipeline.priors import PriorsError, compute_priors, save_priors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", required=True, help="features directory (stage features)")
+    parser.add_argument("--gender", required=True, help="gender directory with predictions.parquet")
+    parser.add_argument("--out", required=True, help="output directory for priors.npz")
+    parser.add_argument("--metrics", required=True, help="metrics JSON path")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    try:
+        params = load_section("priors", args.params)
+        require(params, "n", "seed", "convergence_n", section="priors")
+        genders = predicted_genders(args.gender, split="train")
+        priors, metrics = compute_priors(args.features, genders, int(params["n"]),
+                                         [int(x) for x in params["convergence_n"]], int(params["seed"]))
+        if metrics["dim"] != feature_dim(args.features):
+            raise PriorsError(f"priors have dimension {metrics['dim']} but features meta says "
+                              f"{feature_dim(args.features)}")
+        counts = {name: group["n_used"] for name, group in metrics["groups"].items()}
+        save_priors(f"{args.out}/priors.npz", priors, counts)
+        write_json(args.metrics, metrics)
+    except (ParamsError, FeaturesError, GenderError, PriorsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    groups = metrics["groups"]
+    for name, group in groups.items():
+        if group["capped"]:
+            print(f"priors: {name}: asked for n={group['n_requested']} but only {group['n_available']} train "
+                  f"samples; using {group['n_used']}", file=sys.stderr)
+    table = ", ".join(f"{row['n']}->{row['next_n']}: {row['neutral']:.3f}" for row in metrics["convergence"]
+                      if row["neutral"] is not None)
+    print(f"priors: dim {metrics['dim']}, neutral n={groups['neutral']['n_used']}, "
+          f"male n={groups['male']['n_used']}, female n={groups['female']['n_used']}; neutral L1 {table}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
