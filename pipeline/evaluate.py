@@ -1,0 +1,234 @@
+"""Evaluation of one trained speech-encoder variant on the test split (paper Table 4 and beyond).
+
+For every test sample (of the variant's subset) with true face feature ``F`` (raw fc7, not normalised):
+- ``S``  = SE(spectrogram) fused with the variant's prior (the final speech feature);
+- ``S'`` = VGGFace(FD(S)), the feature of the face generated from speech ("primed" columns);
+- ``F2F``= VGGFace(FD(F)), the feature of the face regenerated from the true feature ("Face-to-Face").
+Table 4 columns are L1, L2 and angle(deg) of S vs F, of S' vs F, and of F2F vs F, averaged over samples.
+
+Retrieval (SF2F style): each sample's ``S`` ranks all N test faces' true features by cosine; recall@k is the
+share of samples whose own face is in the top k (chance = k/N). Because one speaker has several clips whose
+faces are near-duplicates, a speaker-level recall is reported too: the gallery is one mean face feature per
+test speaker and a hit is the speaker's own entry (chance = k/N_speakers).
+
+Gender agreement: the gender of a generated face is read with a nearest-class-mean probe in face-feature space
+(nearer of the male and female priors); agreement with the speaker's label is reported for the generated face,
+for Face-to-Face and for the true face (the probe's own ceiling).
+
+Outputs in ``out_dir``: ``per_sample.parquet`` (key, speaker, gender, the nine distances, ranks),
+``faces.npz`` (uint8 grid faces: original, Face-to-Face, generated, with their keys), ``grid.png``,
+``metrics.json`` (same as the stage's metrics file) and ``history.json`` (the training curve from the encoder
+checkpoint, so the report stage depends on ``data/eval`` only).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline import metrics as M
+from pipeline.io import atomic_path, write_json
+from pipeline.training import (ARCH_DECODER, ARCH_ENCODER, ARCH_FACE_ENCODER, PriorSelector, TrainingError,
+                               get_variant, load_frozen, load_gender_predictions, load_priors, sample_gender,
+                               subset_filter)
+
+
+class EvaluationError(TrainingError):
+    """Evaluation inputs are missing or inconsistent (checkpoint of another variant, empty test split...)."""
+
+
+def to_uint8_images(images01: torch.Tensor) -> np.ndarray:
+    """``(B, 3, H, W)`` floats in [0, 1] → uint8 ``(B, H, W, 3)``."""
+    array = images01.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1)
+    return array.cpu().numpy()
+
+
+def grid_keys(samples: list[tuple[str, str, str | None]], n: int) -> list[str]:
+    """Up to ``n`` keys for the sample grid: the first clip of each speaker, alternating M/F speakers.
+
+    ``samples`` are ``(key, speaker_id, gender)``. Deterministic (sorted by speaker then key), so every variant
+    evaluated on the same test split picks the same keys where its subset allows.
+    """
+    first: dict[str, tuple[str, str | None]] = {}
+    for key, speaker, gender in sorted(samples, key=lambda s: (s[1], s[0])):
+        first.setdefault(speaker, (key, gender))
+    by_gender: dict[str, list[str]] = {"M": [], "F": [], "?": []}
+    for speaker in sorted(first):
+        key, gender = first[speaker]
+        by_gender[gender if gender in ("M", "F") else "?"].append(key)
+    chosen: list[str] = []
+    queues = [by_gender["M"], by_gender["F"], by_gender["?"]]
+    while len(chosen) < n and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < n:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
+def save_grid_png(path: str | Path, rows: list[np.ndarray], row_labels: list[str]) -> None:
+    """Save a grid of uint8 faces (each row ``[C, H, W, 3]``) as a PNG with row labels, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows = len(rows)
+    n_cols = max(1, max(len(r) for r in rows))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.3 * n_cols + 1.2, 1.3 * n_rows), squeeze=False)
+    for r, (faces, label) in enumerate(zip(rows, row_labels)):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(faces) and faces[c] is not None:
+                ax.imshow(faces[c])
+            if c == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        # No metadata: the PNG must be byte-identical across runs.
+        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+
+
+def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: str | Path,
+                     priors_dir: str | Path, gender_dir: str | Path, encoder_path: str | Path,
+                     decoder_path: str | Path, face_encoder_path: str | Path, out_dir: str | Path,
+                     metrics_path: str | Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate one variant on the test split; write ``out_dir`` and ``metrics_path``; return the metrics."""
+    from pipeline.datasets import SplitDataset, make_loader
+    from pipeline.device import resolve_device
+    from pipeline.feature_files import feature_dim
+
+    variant = get_variant(variant_name)
+    device = resolve_device(params.get("device", "auto"))
+    dim = feature_dim(features_dir)
+    priors = load_priors(priors_dir, dim)  # male/female priors are also the gender probe
+    predictions = load_gender_predictions(gender_dir)
+    face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
+    decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)
+    encoder, encoder_header = load_frozen(encoder_path, ARCH_ENCODER, device)
+    trained_variant = encoder_header.get("variant")
+    if trained_variant is not None and trained_variant != variant.name:
+        raise EvaluationError(f"{encoder_path} was trained as variant '{trained_variant}', not '{variant.name}'")
+    for name, header in (("encoder", encoder_header), ("decoder", decoder_header)):
+        got = int(header["config"]["feature_dim"])
+        if got != dim:
+            raise EvaluationError(f"the {name} works on {got}-d features but the test features are {dim}-d")
+    select_prior = PriorSelector(variant, priors, predictions, device)
+
+    dataset = SplitDataset(shards_dir, "test", fields=("face", "spec", "meta"), features_dir=features_dir,
+                           keep=subset_filter(variant, predictions))
+    keys: list[str] = []
+    speakers: list[str] = []
+    genders: list[str | None] = []
+    feats = {"true": [], "speech": [], "speech_face": [], "face_to_face": []}
+    faces: dict[str, tuple[str, str, np.ndarray]] = {}
+    faces_per_group: dict[str, list[str]] = {}
+    seen_speakers: set[str] = set()
+    grid_rows = int(params["grid_rows"])
+    with torch.no_grad():
+        for batch in tqdm(make_loader(dataset, int(params["batch_size"])), desc=f"evaluate[{variant.name}]",
+                          unit="batch", file=sys.stderr):
+            true = batch["feature"].to(device)
+            speech = encoder(batch["spec"].to(device), select_prior(batch["key"]))
+            speech_images = decoder(speech)
+            f2f_images = decoder(true)
+            feats["true"].append(true.cpu().numpy())
+            feats["speech"].append(speech.cpu().numpy())
+            feats["speech_face"].append(face_encoder.features(speech_images).cpu().numpy())
+            feats["face_to_face"].append(face_encoder.features(f2f_images).cpu().numpy())
+            originals = to_uint8_images(batch["face"])
+            generated = to_uint8_images(speech_images)
+            regenerated = to_uint8_images(f2f_images)
+            for i, (key, meta) in enumerate(zip(batch["key"], batch["meta"])):
+                keys.append(key)
+                speakers.append(str(meta.get("speaker_id") or meta.get("video_id") or key))
+                genders.append(meta.get("gender") if meta.get("gender") in ("M", "F") else None)
+                # The grid needs the first clip of a few speakers per gender group: keep at most grid_rows
+                # per group, in stream order (the same for every variant), so memory stays O(grid_rows).
+                group = sample_gender(meta, predictions) or "?"
+                if speakers[-1] not in seen_speakers and len(faces_per_group.setdefault(group, [])) < grid_rows:
+                    faces_per_group[group].append(key)
+                    faces[key] = (speakers[-1], group,
+                                  np.stack([originals[i], regenerated[i], generated[i]]))
+                seen_speakers.add(speakers[-1])
+    if not keys:
+        raise EvaluationError(f"variant '{variant.name}': the test split has no samples to evaluate")
+    arrays = {name: np.concatenate(parts).astype(np.float64) for name, parts in feats.items()}
+    metrics = summarize(variant.name, keys, speakers, genders, arrays, priors, params, predictions)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_per_sample(out_dir / "per_sample.parquet", keys, speakers, genders, arrays, metrics.pop("_ranks"))
+    chosen = grid_keys([(k, s, g) for k, (s, g, _) in faces.items()], grid_rows)
+    grid = np.stack([faces[k][2] for k in chosen])  # [n, 3, H, W, 3]
+    with atomic_path(out_dir / "faces.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.array(chosen), faces=grid, rows=np.array(["original", "face_to_face", variant.name]))
+    save_grid_png(out_dir / "grid.png", [list(grid[:, r]) for r in range(3)],
+                  ["original", "Face-to-Face", variant.name])
+    write_json(out_dir / "history.json", encoder_header.get("history", []))
+    write_json(out_dir / "metrics.json", metrics)
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def summarize(variant: str, keys: list[str], speakers: list[str], genders: list[str | None],
+              arrays: dict[str, np.ndarray], priors: dict[str, np.ndarray], params: dict[str, Any],
+              predictions: dict | None = None) -> dict[str, Any]:
+    """Table 4 means, retrieval recall (sample and speaker level, with chance) and gender agreement."""
+    true = arrays["true"]
+    n = len(keys)
+    out: dict[str, Any] = {"variant": variant, "n_samples": n, "n_speakers": len(set(speakers)),
+                           "features_normalised": False}
+    for prefix, name in (("", "speech"), ("primed_", "speech_face"), ("face_to_face_", "face_to_face")):
+        for metric, values in M.feature_distances(arrays[name], true).items():
+            out[f"{prefix}{metric}"] = float(values.mean())
+    ks = [int(k) for k in params["recall_k"]]
+    ranks = M.retrieval_ranks(arrays["speech"], true)
+    out["recall"] = {str(k): v for k, v in M.recall_at_k(ranks, ks).items()}
+    out["recall_chance"] = {str(k): M.chance_recall(k, n) for k in ks}
+    gallery_speakers = sorted(set(speakers))
+    index = {s: i for i, s in enumerate(gallery_speakers)}
+    gallery = np.stack([true[[i for i, s in enumerate(speakers) if s == spk]].mean(axis=0)
+                        for spk in gallery_speakers])
+    speaker_ranks = M.retrieval_ranks(arrays["speech"], gallery, [index[s] for s in speakers])
+    out["speaker_recall"] = {str(k): v for k, v in M.recall_at_k(speaker_ranks, ks).items()}
+    out["speaker_recall_chance"] = {str(k): M.chance_recall(k, len(gallery_speakers)) for k in ks}
+    out["median_rank"] = float(np.median(ranks) + 1)
+    gender = {}
+    for name, key in (("generated", "speech_face"), ("face_to_face", "face_to_face"), ("true_face", "true")):
+        probe = M.nearest_prior_gender(arrays[key], priors["male"], priors["female"])
+        acc, count = M.agreement(list(probe), genders)
+        gender[name] = acc
+    gender["labelled_samples"] = M.agreement(["M"] * n, genders)[1]
+    if predictions:
+        voice = [predictions.get(k, (None, None))[1] for k in keys]
+        gender["voice_classifier"] = M.agreement(voice, genders)[0]
+    out["gender_agreement"] = gender
+    out["_ranks"] = {"rank": ranks, "speaker_rank": speaker_ranks}
+    return out
+
+
+def _write_per_sample(path: Path, keys, speakers, genders, arrays, ranks) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, Any] = {"key": keys, "speaker_id": speakers, "gender": genders}
+    for prefix, name in (("", "speech"), ("primed_", "speech_face"), ("face_to_face_", "face_to_face")):
+        for metric, values in M.feature_distances(arrays[name], arrays["true"]).items():
+            columns[f"{prefix}{metric}"] = values.astype(np.float64)
+    columns["rank"] = np.asarray(ranks["rank"], dtype=np.int64)
+    columns["speaker_rank"] = np.asarray(ranks["speaker_rank"], dtype=np.int64)
+    order = np.argsort(np.array(keys), kind="stable")
+    table = pa.table({k: pa.array(np.asarray(v, dtype=object if k in ("key", "speaker_id", "gender") else None)[order]
+                                  .tolist()) for k, v in columns.items()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=False, write_statistics=False)

@@ -1,0 +1,214 @@
+"""The report: paper Table 4 (Markdown), a Figure 6-like face grid and Figure 5-like loss curves.
+
+Reads only ``data/eval/<variant>/`` (``metrics.json``, ``faces.npz``, ``history.json`` written by the evaluate
+stage), so the report stage depends on one directory. Writes into ``reports/``:
+``table4.md`` (every variant side by side, plus retrieval recall with chance, gender agreement and the
+learn-something gate), ``figure6.png`` (rows: original, Face-to-Face, each variant; columns: test speakers),
+``figure5.png`` (per-epoch training loss of every variant) and ``summary.json`` (the same numbers, machine
+readable).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.evaluate import save_grid_png
+from pipeline.io import atomic_path, read_json, write_json
+from pipeline.training import VARIANTS, TrainingError
+
+
+class ReportError(TrainingError):
+    """Nothing to report (no evaluated variant) or inconsistent evaluation outputs."""
+
+
+def load_evaluations(eval_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """``variant -> {"metrics", "history", "faces", "keys"}`` for every evaluated variant, in Table 4 order."""
+    eval_dir = Path(eval_dir)
+    if not eval_dir.is_dir():
+        raise ReportError(f"evaluation directory {eval_dir} not found (run the evaluate stages first)")
+    found = {p.name for p in eval_dir.iterdir() if (p / "metrics.json").is_file()}
+    order = [v for v in VARIANTS if v in found] + sorted(found - set(VARIANTS))
+    if not order:
+        raise ReportError(f"no evaluated variant in {eval_dir} (expected <variant>/metrics.json)")
+    out: dict[str, dict[str, Any]] = {}
+    for name in order:
+        d = eval_dir / name
+        entry: dict[str, Any] = {"metrics": read_json(d / "metrics.json"), "history": [], "faces": None, "keys": []}
+        if (d / "history.json").is_file():
+            entry["history"] = read_json(d / "history.json")
+        if (d / "faces.npz").is_file():
+            with np.load(d / "faces.npz", allow_pickle=False) as data:
+                entry["faces"] = np.asarray(data["faces"])
+                entry["keys"] = [str(k) for k in data["keys"]]
+        out[name] = entry
+    return out
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{float(value):.{digits}f}"
+
+
+def convergence(evals: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per variant: first/last epoch loss and epochs needed to reach ``non_prior``'s final loss (Fig. 5 claim)."""
+    baseline = evals.get("non_prior", {}).get("history") or []
+    target = float(baseline[-1]["loss"]) if baseline else None
+    out = {}
+    for name, entry in evals.items():
+        hist = entry["history"]
+        if not hist:
+            continue
+        losses = [float(h["loss"]) for h in hist]
+        reach = None
+        if target is not None:
+            reach = next((i + 1 for i, v in enumerate(losses) if v <= target), None)
+        out[name] = {"first_epoch_loss": losses[0], "final_loss": losses[-1], "epochs": len(losses),
+                     "epochs_to_non_prior_final": reach}
+    return out
+
+
+def gate(evals: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The learn-something numbers: recall@5 of ``neutral_fc`` (or the first variant) vs chance, gender accuracy."""
+    name = "neutral_fc" if "neutral_fc" in evals else next(iter(evals))
+    m = evals[name]["metrics"]
+    k = "5" if "5" in m["recall"] else sorted(m["recall"], key=int)[-1]
+    conv = convergence(evals)
+    faster = None
+    if "non_prior" in conv:
+        base = conv["non_prior"]
+        priors = {v: c for v, c in conv.items() if VARIANTS.get(v) and VARIANTS[v].prior is not None}
+        if priors:
+            faster = {v: c["first_epoch_loss"] < base["first_epoch_loss"] for v, c in priors.items()}
+    return {
+        "variant": name,
+        "k": int(k),
+        "recall": m["recall"][k],
+        "chance": m["recall_chance"][k],
+        "speaker_recall": m.get("speaker_recall", {}).get(k),
+        "speaker_chance": m.get("speaker_recall_chance", {}).get(k),
+        "above_chance": m["recall"][k] > m["recall_chance"][k],
+        "voice_gender_accuracy": m.get("gender_agreement", {}).get("voice_classifier"),
+        "prior_lower_first_epoch_loss_than_non_prior": faster,
+    }
+
+
+def table4_markdown(evals: dict[str, dict[str, Any]]) -> str:
+    """Table 4 (feature distances) plus retrieval, gender and convergence tables, as Markdown."""
+    first = next(iter(evals.values()))["metrics"]
+    ks = sorted(first["recall"], key=int)
+    lines = ["# Table 4: speech feature vs true face feature (test split)", "",
+             "L1, L2: distances between the encoder's final feature S and the true face feature F (raw fc7, not "
+             "normalised); Cos(deg): the angle between them. Primed columns: the same for VGGFace(FD(S)). "
+             "Face-to-Face: VGGFace(FD(F)) vs F. Lower is better.", "",
+             "| Model | L1 | L2 | Cos(deg) | L'1 | L'2 | Cos'(deg) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    f2f = first
+    lines.append(f"| Face-to-Face | – | – | – | {_fmt(f2f['face_to_face_l1'])} | {_fmt(f2f['face_to_face_l2'])} "
+                 f"| {_fmt(f2f['face_to_face_angle'], 2)} |")
+    for name, entry in evals.items():
+        m = entry["metrics"]
+        lines.append(f"| {name} | {_fmt(m['l1'])} | {_fmt(m['l2'])} | {_fmt(m['angle'], 2)} | {_fmt(m['primed_l1'])} "
+                     f"| {_fmt(m['primed_l2'])} | {_fmt(m['primed_angle'], 2)} |")
+    lines += ["", "## Retrieval (SF2F style): recall@k of the true face among the test faces", "",
+              "Sample level: gallery = all N test faces, hit = the query's own face. Speaker level: gallery = one "
+              "mean face per test speaker. Chance = k / gallery size.", "",
+              "| Model | N | " + " | ".join(f"R@{k} (chance)" for k in ks) + " | speakers | "
+              + " | ".join(f"spk R@{k} (chance)" for k in ks) + " | median rank |",
+              "| --- | ---: | " + " | ".join("---:" for _ in ks) + " | ---: | " + " | ".join("---:" for _ in ks)
+              + " | ---: |"]
+    for name, entry in evals.items():
+        m = entry["metrics"]
+        sample = " | ".join(f"{m['recall'][k]:.3f} ({m['recall_chance'][k]:.3f})" for k in ks)
+        speaker = " | ".join(f"{m['speaker_recall'][k]:.3f} ({m['speaker_recall_chance'][k]:.3f})" for k in ks)
+        lines.append(f"| {name} | {m['n_samples']} | {sample} | {m['n_speakers']} | {speaker} | "
+                     f"{m['median_rank']:.1f} |")
+    lines += ["", "## Gender agreement with the speaker's label", "",
+              "Gender of a face = the nearer of the male/female priors in face-feature space (nearest class mean).",
+              "", "| Model | generated face | Face-to-Face | true face | voice classifier | labelled |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, entry in evals.items():
+        g = entry["metrics"]["gender_agreement"]
+        lines.append(f"| {name} | {_fmt(g.get('generated'))} | {_fmt(g.get('face_to_face'))} | "
+                     f"{_fmt(g.get('true_face'))} | {_fmt(g.get('voice_classifier'))} | {g.get('labelled_samples')} |")
+    conv = convergence(evals)
+    if conv:
+        lines += ["", "## Convergence (paper Fig. 5: prior variants converge faster than non_prior)", "",
+                  "| Model | epochs | first-epoch loss | final loss | epochs to reach non_prior's final loss |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for name, c in conv.items():
+            reach = c["epochs_to_non_prior_final"]
+            lines.append(f"| {name} | {c['epochs']} | {c['first_epoch_loss']:.4f} | {c['final_loss']:.4f} | "
+                         f"{'–' if reach is None else reach} |")
+        lines.append("")
+        lines.append("male/female train on one gender's data only, so their losses are on a different sample.")
+    g = gate(evals)
+    lines += ["", "## Learn-something gate", "",
+              f"- recall@{g['k']} of `{g['variant']}` on unseen test speakers: {g['recall']:.3f} "
+              f"(chance {g['chance']:.3f}) — {'above' if g['above_chance'] else 'NOT above'} chance; "
+              f"speaker-level {_fmt(g['speaker_recall'])} (chance {_fmt(g['speaker_chance'])})",
+              f"- voice gender classifier accuracy on the test split: {_fmt(g['voice_gender_accuracy'])}",
+              f"- prior variants with a lower first-epoch loss than non_prior: "
+              f"{g['prior_lower_first_epoch_loss_than_non_prior']}", ""]
+    return "\n".join(lines)
+
+
+def figure6(evals: dict[str, dict[str, Any]], path: str | Path, columns: int) -> None:
+    """Face grid: rows original, Face-to-Face, each variant; columns = test speakers (blank if not in a subset)."""
+    # Columns come from the first variant evaluated on every test speaker (not a one-gender subset).
+    full = [n for n, e in evals.items() if e["faces"] is not None and not (VARIANTS.get(n) and VARIANTS[n].subset)]
+    source = full[0] if full else next(n for n, e in evals.items() if e["faces"] is not None)
+    keys = evals[source]["keys"][:columns]
+    base = evals[source]["faces"]
+    rows = [list(base[: len(keys), 0]), list(base[: len(keys), 1])]
+    labels = ["original", "Face-to-Face"]
+    for name, entry in evals.items():
+        if entry["faces"] is None:
+            continue
+        where = {k: i for i, k in enumerate(entry["keys"])}
+        rows.append([entry["faces"][where[k], 2] if k in where else None for k in keys])
+        labels.append(name)
+    save_grid_png(path, rows, labels)
+
+
+def figure5(evals: dict[str, dict[str, Any]], path: str | Path) -> None:
+    """Per-epoch training loss of every variant (the paper plots non_prior vs neutral_fc)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, entry in evals.items():
+        hist = entry["history"]
+        if hist:
+            ax.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], marker="o", ms=3, label=name,
+                    lw=2.5 if name in ("non_prior", "neutral_fc") else 1.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("tri-item loss (train)")
+    ax.set_title("Speech encoder training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+
+
+def write_report(eval_dir: str | Path, out_dir: str | Path, params: dict[str, Any]) -> list[Path]:
+    """Write table4.md, figure6.png, figure5.png and summary.json into ``out_dir``; return their paths."""
+    evals = load_evaluations(eval_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = out_dir / "table4.md"
+    with atomic_path(table) as tmp:
+        tmp.write_text(table4_markdown(evals), encoding="utf-8")
+    fig6 = out_dir / "figure6.png"
+    figure6(evals, fig6, int(params["grid_columns"]))
+    fig5 = out_dir / "figure5.png"
+    figure5(evals, fig5)
+    summary = out_dir / "summary.json"
+    write_json(summary, {"gate": gate(evals), "convergence": convergence(evals),
+                         "variants": {n: e["metrics"] for n, e in evals.items()}})
+    return [table, fig6, fig5, summary]

@@ -1,0 +1,417 @@
+"""Training loops of the face decoder (FD) and the speech encoder (SE) variants (DESIGN.md §3).
+
+Both loops share the paper's recipe: Adam (β1 from params, β2 0.999, ε from params), the learning rate decayed
+×``lr_decay`` every ``lr_decay_every`` epochs, seeded shuffles, frozen helper networks in eval mode. Each epoch
+the loop logs the mean loss and its parts with dvclive (TSV curves under the stage's plots directory, read by
+``dvc plots``) and saves a resume state (model + optimizer + scheduler + epoch + history) next to the output,
+so an interrupted run continues from its last finished epoch; the state is deleted once the final checkpoint
+is written.
+
+Variants (paper Table 4): ``non_prior`` (no prior), ``neutral``/``neutral_fc`` (neutral prior, sum/fc fusion),
+``gender``/``gender_fc`` (male or female prior chosen per sample by the voice gender classifier's prediction)
+and ``male``/``female`` (one gender's data only, that gender's prior, sum fusion). A sample's gender for the
+male/female subsets is its label when the dataset has one, else the classifier's prediction.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.io import atomic_path, dumps_json, write_json
+
+
+class TrainingError(ValueError):
+    """Training cannot start or produced nothing (bad variant, empty split, mismatched inputs)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one Table 4 variant builds its final feature and which samples it trains and tests on."""
+
+    name: str
+    fusion: str  # none | sum | fc (models.encoder.SpeechEncoder)
+    prior: str | None  # None | neutral | gender | male | female
+    subset: str | None  # None (all samples) | M | F
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("non_prior", "none", None, None),
+        Variant("neutral", "sum", "neutral", None),
+        Variant("neutral_fc", "fc", "neutral", None),
+        Variant("gender", "sum", "gender", None),
+        Variant("gender_fc", "fc", "gender", None),
+        Variant("male", "sum", "male", "M"),
+        Variant("female", "sum", "female", "F"),
+    )
+}
+
+ARCH_FACE_ENCODER = "vggface"
+ARCH_DECODER = "face_decoder"
+ARCH_ENCODER = "speech_encoder"
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name`` or a TrainingError listing the valid names."""
+    if name not in VARIANTS:
+        raise TrainingError(f"unknown variant '{name}' (valid: {', '.join(VARIANTS)})")
+    return VARIANTS[name]
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+def load_priors(priors_dir: str | Path, dim: int) -> dict[str, np.ndarray]:
+    """``neutral``/``male``/``female`` float32 ``[dim]`` priors from ``priors.npz``, checked against ``dim``."""
+    path = Path(priors_dir) / "priors.npz" if Path(priors_dir).is_dir() else Path(priors_dir)
+    if not path.is_file():
+        raise TrainingError(f"priors file {path} not found (run the priors stage first)")
+    with np.load(path, allow_pickle=False) as data:
+        priors = {name: np.asarray(data[name], dtype=np.float32) for name in ("neutral", "male", "female")
+                  if name in data}
+    for name in ("neutral", "male", "female"):
+        if name not in priors:
+            raise TrainingError(f"priors file {path} has no '{name}' prior")
+        if priors[name].shape != (dim,):
+            raise TrainingError(
+                f"the {name} prior has shape {priors[name].shape} but the face features are {dim}-d"
+                " (priors and features come from different runs?)"
+            )
+    return priors
+
+
+def load_gender_predictions(gender_dir: str | Path) -> dict[str, tuple[str | None, str]]:
+    """``key -> (label or None, predicted 'M'|'F')`` from ``predictions.parquet``."""
+    import pyarrow.parquet as pq
+
+    path = Path(gender_dir) / "predictions.parquet" if Path(gender_dir).is_dir() else Path(gender_dir)
+    if not path.is_file():
+        raise TrainingError(f"gender predictions {path} not found (run the gender stage first)")
+    table = pq.read_table(path, columns=["key", "label", "pred"]).to_pydict()
+    return {
+        str(k): (lab if lab in ("M", "F") else None, str(pred))
+        for k, lab, pred in zip(table["key"], table["label"], table["pred"])
+    }
+
+
+def sample_gender(meta: dict, predictions: dict[str, tuple[str | None, str]]) -> str | None:
+    """A sample's gender: its label when known, else the voice classifier's prediction, else None."""
+    label = meta.get("gender")
+    if label in ("M", "F"):
+        return label
+    entry = predictions.get(str(meta.get("key")))
+    if entry is None:
+        return None
+    return entry[0] or entry[1]
+
+
+def subset_filter(variant: Variant, predictions: dict) -> Callable[[dict], bool] | None:
+    """The ``keep(meta)`` predicate of a one-gender variant (None for variants that use every sample)."""
+    if variant.subset is None:
+        return None
+    wanted = variant.subset
+    return lambda meta: sample_gender(meta, predictions) == wanted
+
+
+class PriorSelector:
+    """Builds the ``[B, D]`` prior tensor of a batch for a variant (None for ``non_prior``)."""
+
+    def __init__(self, variant: Variant, priors: dict[str, np.ndarray] | None, predictions: dict | None,
+                 device: torch.device):
+        self.variant = variant
+        self.predictions = predictions or {}
+        self.tensors = {k: torch.from_numpy(v).to(device) for k, v in (priors or {}).items()}
+        if variant.prior is not None and not self.tensors:
+            raise TrainingError(f"variant '{variant.name}' needs priors")
+
+    def __call__(self, keys: list[str]) -> torch.Tensor | None:
+        kind = self.variant.prior
+        if kind is None:
+            return None
+        if kind in ("neutral", "male", "female"):
+            return self.tensors[kind].unsqueeze(0).expand(len(keys), -1)
+        rows = []
+        for key in keys:
+            entry = self.predictions.get(key)
+            if entry is None:
+                raise TrainingError(f"sample {key} has no gender prediction (rerun the gender stage)")
+            rows.append(self.tensors["male" if entry[1] == "M" else "female"])
+        return torch.stack(rows)
+
+
+def load_frozen(path: str | Path, arch: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """Load a checkpoint as a frozen module (eval mode, no parameter gradients)."""
+    from pipeline.checkpoints import load_checkpoint
+
+    if not Path(path).is_file():
+        raise TrainingError(f"checkpoint {path} not found")
+    model, header = load_checkpoint(path, arch)
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, header
+
+
+def peek_image_size(dataset) -> int:
+    """Side of the face crops of a split (from its first sample)."""
+    for item in dataset:
+        return int(item["face"].shape[-1])
+    raise TrainingError(f"split '{dataset.split}' has no samples")
+
+
+# ----------------------------------------------------------------------------------------------- the loop
+
+
+def make_optimizer(model: torch.nn.Module, params: dict[str, Any]):
+    """Adam(lr, (β1, 0.999), eps) and StepLR(lr_decay_every, lr_decay), as in the paper."""
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=float(params["lr"]),
+        betas=(float(params["beta1"]), 0.999),
+        eps=float(params["eps"]),
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=int(params["lr_decay_every"]), gamma=float(params["lr_decay"])
+    )
+    return optimizer, scheduler
+
+
+def resume_path_for(out: str | Path) -> Path:
+    """Where the resume state of a run writing ``out`` lives (a hidden file beside it)."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.resume")
+
+
+def fingerprint(obj: Any) -> str:
+    """A short hash of a JSON-able configuration (so a resume state from other params is ignored)."""
+    return hashlib.sha256(dumps_json(obj).encode("utf-8")).hexdigest()[:16]
+
+
+def _open_live(plots_dir: str | Path):
+    from dvclive import Live
+
+    # dvcyaml=None / save_dvc_exp=False: the stage must not rewrite dvc.yaml or create experiments.
+    return Live(dir=str(plots_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+
+
+def fit(
+    model: torch.nn.Module,
+    dataset,
+    step: Callable[[dict], tuple[torch.Tensor, dict[str, float]]],
+    params: dict[str, Any],
+    out: str | Path,
+    plots_dir: str | Path,
+    run_fingerprint: str,
+    desc: str,
+) -> list[dict[str, float]]:
+    """Train ``model`` for ``params['epochs']`` epochs over ``dataset``; returns per-epoch mean losses.
+
+    ``step(batch)`` returns the batch loss (with graph) and its parts as floats. Resumes from the state
+    beside ``out`` when it matches ``run_fingerprint``; writes one dvclive step per epoch.
+    """
+    from pipeline.datasets import make_loader
+    from pipeline.metrics import RunningMean
+
+    optimizer, scheduler = make_optimizer(model, params)
+    epochs = int(params["epochs"])
+    resume = resume_path_for(out)
+    history: list[dict[str, float]] = []
+    start = 0
+    if resume.is_file():
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        if state.get("fingerprint") == run_fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start = int(state["epoch"])
+            history = [dict(h) for h in state["history"]]
+            print(f"resuming {desc} from epoch {start} ({resume.name})", file=sys.stderr)
+        else:
+            print(f"ignoring {resume.name}: written with other params", file=sys.stderr)
+    live = _open_live(plots_dir)
+    for row in history:  # replay finished epochs so the curves are complete after a resume
+        _log_epoch(live, row)
+    loader = make_loader(dataset, int(params["batch_size"]))
+    bar = tqdm(range(start, epochs), desc=desc, unit="epoch", file=sys.stderr, initial=start, total=epochs)
+    for epoch in bar:
+        model.train()
+        dataset.set_epoch(epoch)
+        running = RunningMean()
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, file=sys.stderr):
+            n = len(batch["key"])
+            if n < 2:  # BatchNorm cannot train on a single sample; the last tiny batch is skipped
+                continue
+            loss, parts = step(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running.update({"loss": float(loss.detach()), **parts}, n)
+        if running.count == 0:
+            raise TrainingError(f"{desc}: no training samples (empty split or subset)")
+        row = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"]), "samples": running.count,
+               **running.means()}
+        scheduler.step()
+        history.append(row)
+        _log_epoch(live, row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+        with atomic_path(resume) as tmp:
+            torch.save({"fingerprint": run_fingerprint, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "epoch": epoch + 1, "history": history}, tmp)
+    live.end()
+    return history
+
+
+def _log_epoch(live, row: dict[str, float]) -> None:
+    for name, value in sorted(row.items()):
+        if name in ("epoch", "samples"):
+            continue
+        live.log_metric(name if name == "lr" else f"train/{name}", float(value))
+    live.next_step()
+
+
+def _summary_metrics(history: list[dict[str, float]]) -> dict[str, Any]:
+    last = history[-1]
+    return {
+        "epochs": len(history),
+        "samples_per_epoch": int(last["samples"]),
+        "first_epoch_loss": float(history[0]["loss"]),
+        "final": {k: float(v) for k, v in last.items() if k not in ("epoch", "samples")},
+        "loss_curve": [float(h["loss"]) for h in history],
+    }
+
+
+def _finish(out: str | Path, model, arch: str, config: dict, extra: dict) -> None:
+    from pipeline.checkpoints import save_checkpoint
+
+    save_checkpoint(out, model.cpu(), arch, config, extra)
+    resume = resume_path_for(out)
+    if resume.exists():
+        resume.unlink()
+
+
+# ----------------------------------------------------------------------------------------------- decoder
+
+
+def train_decoder(shards_dir: str | Path, features_dir: str | Path, face_encoder_path: str | Path,
+                  out: str | Path, metrics_path: str | Path, plots_dir: str | Path,
+                  params: dict[str, Any]) -> dict[str, Any]:
+    """Train FD (face feature → face image) with DecoderLoss through the frozen face encoder."""
+    from models import build_model
+    from models.losses import DecoderLoss
+    from pipeline.datasets import SplitDataset
+    from pipeline.device import resolve_device, seed_everything
+    from pipeline.feature_files import feature_dim
+
+    device = resolve_device(params.get("device", "auto"))
+    seed_everything(int(params["seed"]))
+    dim = feature_dim(features_dir)
+    face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
+    dataset = SplitDataset(shards_dir, "train", fields=("face",), features_dir=features_dir, shuffle=True,
+                           seed=int(params["seed"]))
+    image_size = peek_image_size(dataset)
+    config = {"feature_dim": dim, "fc1_dim": int(params["fc1_dim"]), "image_size": image_size,
+              "width": float(params["width"]), "use_cbam": True}
+    model = build_model(ARCH_DECODER, config).to(device)
+    criterion = DecoderLoss(alpha=float(params["alpha"]), msssim_win_size=int(params["msssim_win_size"]),
+                            cos_weight=float(params["cos_weight"])).to(device)
+
+    def step(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        feature = batch["feature"].to(device)
+        target = batch["face"].to(device)
+        recon = model(feature)
+        loss, parts = criterion(recon, target, face_encoder.features(recon), feature)
+        return loss, {k: float(v) for k, v in parts.items() if k != "total"}
+
+    run_id = fingerprint({"params": params, "config": config})
+    history = fit(model, dataset, step, params, out, plots_dir, run_id, "train_decoder")
+    _finish(out, model, ARCH_DECODER, config, {"history": history})
+    metrics = {**_summary_metrics(history), "feature_dim": dim, "image_size": image_size}
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------- encoder
+
+
+def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str | Path,
+                  priors_dir: str | Path, gender_dir: str | Path, decoder_path: str | Path,
+                  face_encoder_path: str | Path, out: str | Path, metrics_path: str | Path,
+                  plots_dir: str | Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Train SE for one variant with the tri-item loss; FD and the face encoder are frozen."""
+    from models import build_model
+    from models.losses import tri_item_loss
+    from pipeline.datasets import SplitDataset
+    from pipeline.device import resolve_device, seed_everything
+    from pipeline.feature_files import feature_dim
+
+    variant = get_variant(variant_name)
+    device = resolve_device(params.get("device", "auto"))
+    seed_everything(int(params["seed"]))
+    dim = feature_dim(features_dir)
+    priors = load_priors(priors_dir, dim) if variant.prior is not None else None
+    predictions = load_gender_predictions(gender_dir) if (variant.prior == "gender" or variant.subset) else {}
+    face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
+    decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)
+    decoder_dim = int(decoder_header["config"]["feature_dim"])
+    if decoder_dim != dim:
+        raise TrainingError(f"decoder {decoder_path} takes {decoder_dim}-d features but the features are {dim}-d")
+    dataset = SplitDataset(shards_dir, "train", fields=("spec", "meta"), features_dir=features_dir,
+                           shuffle=True, seed=int(params["seed"]), keep=subset_filter(variant, predictions))
+    config = {"feature_dim": dim, "width": float(params["width"]), "fusion": variant.fusion, "use_cbam": True}
+    model = build_model(ARCH_ENCODER, config).to(device)
+    select_prior = PriorSelector(variant, priors, predictions, device)
+    lambdas = tuple(float(x) for x in params["lambdas"])
+
+    def step(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        true = batch["feature"].to(device)
+        speech = model(batch["spec"].to(device), select_prior(batch["key"]))
+        loss, parts = tri_item_loss(true, speech, decoder.fc1, face_encoder.classify, lambdas)
+        return loss, {k: float(v) for k, v in parts.items() if k != "total"}
+
+    run_id = fingerprint({"params": params, "config": config, "variant": variant.name})
+    history = fit(model, dataset, step, params, out, plots_dir, run_id, f"train_encoder[{variant.name}]")
+    _finish(out, model, ARCH_ENCODER, config,
+            {"variant": variant.name, "prior": variant.prior, "subset": variant.subset, "history": history})
+    metrics = {**_summary_metrics(history), "variant": variant.name, "feature_dim": dim}
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def project_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean bad input (one clear line for the user), not a bug (a traceback)."""
+    from models import ModelConfigError
+    from pipeline.checkpoints import CheckpointError
+    from pipeline.datasets import DatasetError
+    from pipeline.feature_files import FeaturesError
+    from pipeline.media import MediaError
+    from pipeline.params import ParamsError
+    from pipeline.shards import ShardError
+
+    return (TrainingError, ModelConfigError, CheckpointError, DatasetError, FeaturesError, MediaError,
+            ParamsError, ShardError, FileNotFoundError)
+
+
+def run_main(body: Callable[[], str]) -> int:
+    """Run a stage body; print its summary line, or ``error: <one sentence>`` and return 2 on bad input."""
+    errors = project_errors()
+    try:
+        print(body())
+    except errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def elapsed(start: float) -> str:
+    """Seconds since ``start`` as text, for the stages' summary lines."""
+    return f"{time.perf_counter() - start:.1f}s"

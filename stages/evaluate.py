@@ -1,0 +1,40 @@
+"""DVC stage ``evaluate@variant``: Table 4 metrics, retrieval recall@k and gender agreement on the test split."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from pipeline.evaluate import evaluate_variant
+from pipeline.params import load_section
+from pipeline.training import VARIANTS, elapsed, run_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--variant", required=True, help=f"one of {', '.join(VARIANTS)}")
+    parser.add_argument("--shards", required=True)
+    parser.add_argument("--features", required=True)
+    parser.add_argument("--priors", required=True)
+    parser.add_argument("--gender", required=True)
+    parser.add_argument("--encoder", required=True)
+    parser.add_argument("--decoder", required=True)
+    parser.add_argument("--face-encoder", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args(argv)
+
+    def body() -> str:
+        start = time.perf_counter()
+        params = load_section("evaluate")
+        m = evaluate_variant(args.variant, args.shards, args.features, args.priors, args.gender, args.encoder,
+                             args.decoder, args.face_encoder, args.out, args.metrics, params)
+        recall = ", ".join(f"R@{k} {v:.3f} (chance {m['recall_chance'][k]:.3f})" for k, v in m["recall"].items())
+        return (f"evaluate[{args.variant}]: {m['n_samples']} test samples, {m['n_speakers']} speakers; "
+                f"angle {m['angle']:.2f} deg, angle' {m['primed_angle']:.2f} deg; {recall}; in {elapsed(start)}")
+
+    return run_main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""DVC stage ``train_decoder``: train the face decoder FD on the train split's face features and crops."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from pipeline.params import load_section
+from pipeline.training import elapsed, run_main, train_decoder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shards", required=True)
+    parser.add_argument("--features", required=True)
+    parser.add_argument("--face-encoder", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--metrics", required=True)
+    parser.add_argument("--plots", required=True)
+    args = parser.parse_args(argv)
+
+    def body() -> str:
+        start = time.perf_counter()
+        params = load_section("train_decoder")
+        m = train_decoder(args.shards, args.features, args.face_encoder, args.out, args.metrics, args.plots, params)
+        return (f"train_decoder: {m['epochs']} epochs x {m['samples_per_epoch']} samples, loss "
+                f"{m['first_epoch_loss']:.4f} -> {m['final']['loss']:.4f} in {elapsed(start)} -> {args.out}")
+
+    return run_main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
