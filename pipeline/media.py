@@ -67,3 +67,59 @@ def probe(path: str | Path) -> MediaInfo:
         video_codec=video.get("codec_name", "") if video else "",
         audio_codec=audio.get("codec_name", "") if audio else "",
     )
+
+
+def _ffmpeg_error_line(exc: "ffmpeg.Error") -> str:
+    lines = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else str(exc)
+
+
+def decode_audio(path: str | Path, sample_rate: int = 16000) -> "np.ndarray":
+    """Decode the first audio stream of ``path`` to float32 mono at ``sample_rate`` (``-f f32le -ac 1``).
+
+    Raises MediaError('corrupt', ...) when ffmpeg fails. Callers check ``probe(...).has_audio`` first so a
+    missing stream becomes 'no_audio' rather than a decode failure.
+    """
+    import numpy as np
+
+    try:
+        out, _ = (
+            ffmpeg.input(str(path))
+            .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate, map="0:a:0")
+            .global_args("-nostdin", "-threads", "1")
+            .run(capture_stdout=True, capture_stderr=True)
+        )
+    except ffmpeg.Error as exc:
+        raise MediaError("corrupt", f"ffmpeg cannot decode audio of {path}: {_ffmpeg_error_line(exc)}") from None
+    return np.frombuffer(out, dtype="<f4").astype(np.float32)
+
+
+def decode_frame(path: str | Path, time: float, width: int, height: int) -> "np.ndarray":
+    """One RGB frame (uint8 ``height x width x 3``) at ``time`` seconds into ``path`` (input seek, accurate).
+
+    ``width``/``height`` come from ``probe``; the frame is scaled to them so odd sample aspect ratios cannot
+    change the buffer size. Seeking past the end falls back to the last decodable frame.
+    """
+    import numpy as np
+
+    def grab(seek: float | None) -> bytes:
+        kwargs = {"ss": f"{seek:.3f}"} if seek else {}
+        out, _ = (
+            ffmpeg.input(str(path), **kwargs)
+            .output("pipe:", format="rawvideo", pix_fmt="rgb24", vframes=1, s=f"{width}x{height}",
+                    map="0:v:0")
+            .global_args("-nostdin", "-threads", "1")
+            .run(capture_stdout=True, capture_stderr=True)
+        )
+        return out
+
+    size = width * height * 3
+    try:
+        data = grab(time if time > 0 else None)
+        if len(data) < size and time > 0:
+            data = grab(None)  # seek past the last frame: use the first one rather than fail
+    except ffmpeg.Error as exc:
+        raise MediaError("corrupt", f"ffmpeg cannot decode video of {path}: {_ffmpeg_error_line(exc)}") from None
+    if len(data) < size:
+        raise MediaError("corrupt", f"{path}: no decodable video frame")
+    return np.frombuffer(data[:size], dtype=np.uint8).reshape(height, width, 3).copy()

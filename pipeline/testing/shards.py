@@ -57,3 +57,55 @@ def write_dummy_shards(out_dir: str | Path, split: str = "train", n_samples: int
                            "bytes": writer.bytes, "image_size": image_size})
         paths.append(out_dir / f"{stem}.tar")
     return paths
+
+
+def write_raw_shard(raw_dir: str | Path, split: str, index: int,
+                    clips: list[tuple[str, str | Path | bytes, dict[str, Any]]],
+                    download_rejects: list[tuple[str, str]] = (), ext: str = "mp4") -> Path:
+    """A raw shard as the download stage writes it (docs/contracts.md), for preprocess tests.
+
+    ``clips``: ``(key, media file path or raw bytes, manifest row)``; each becomes ``{key}.{ext}`` (the media
+    file's own suffix when a path is given) + ``{key}.json``. ``download_rejects``: ``(key, error_class)`` rows
+    recorded as rejected attempts in the status parquet. The stats file is written last.
+    """
+    import io
+    import json
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.io import atomic_path, write_json
+    from pipeline.shards import _tarinfo
+
+    raw_dir = Path(raw_dir)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    stem = shard_name(split, index)
+    attempts = []
+    with atomic_path(raw_dir / f"{stem}.tar") as tmp, tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+        for key, media, row in sorted(clips, key=lambda c: c[0]):
+            if isinstance(media, (str, Path)):
+                suffix = Path(media).suffix.lstrip(".") or ext
+                data = Path(media).read_bytes()
+            else:
+                suffix, data = ext, bytes(media)
+            full_row = {"key": key, "split": split, "source_kind": "file", "source": f"{key}.{suffix}",
+                        "video_id": key, "start": 0.0, "end": 3.0, "x": 0.5, "y": 0.5, "speaker_id": None,
+                        "gender": None, "age_group": None, "downloaded_duration": 3.0, **row}
+            meta = json.dumps(full_row, sort_keys=True).encode()
+            tar.addfile(_tarinfo(f"{key}.{suffix}", len(data)), io.BytesIO(data))
+            tar.addfile(_tarinfo(f"{key}.json", len(meta)), io.BytesIO(meta))
+            attempts.append({"key": key, "source": full_row["source"], "status": "ok", "attempt": 1,
+                             "error_class": "", "error_message": "", "bytes": len(data), "seconds": 0.0})
+    for key, error_class in download_rejects:
+        attempts.append({"key": key, "source": key, "status": "rejected", "attempt": 1,
+                         "error_class": error_class, "error_message": error_class, "bytes": 0, "seconds": 0.0})
+    attempts.sort(key=lambda r: r["key"])
+    with atomic_path(raw_dir / f"{stem}.parquet") as tmp:
+        pq.write_table(pa.Table.from_pylist(attempts, schema=pa.schema([
+            ("key", pa.string()), ("source", pa.string()), ("status", pa.string()), ("attempt", pa.int64()),
+            ("error_class", pa.string()), ("error_message", pa.string()), ("bytes", pa.int64()),
+            ("seconds", pa.float64())])), tmp)
+    write_json(raw_dir / f"{stem}.stats.json",
+               {"shard": stem, "ok": len(clips), "rejected": len(download_rejects)})
+    return raw_dir / f"{stem}.tar"

@@ -1,0 +1,417 @@
+"""Raw clip shards (``data/raw``) → WebDataset sample shards (``data/shards``), accounting for every row.
+
+For each clip: probe → decode audio (16 kHz mono, fitted to 6 s) → decode one frame at ``frame_time`` →
+detect faces → keep the one nearest the manifest's (x, y) → square crop → spectrogram → encode → write.
+Any failure becomes a recorded rejection with a reason (``corrupt``, ``no_video``, ``no_audio``,
+``audio_too_short``, ``no_face``, ``face_off_centre``) and the stage continues.
+
+Shard numbering and resume: raw shards of a split are processed in name order, each into one or more output
+parts numbered consecutively (``{split}-{NNNNNN}``); a part closes at ``shard_max_count`` samples or
+``shard_max_bytes``. Each part's stats file (written last) names its raw shard, part number and whether it is
+the raw shard's last part. On a rerun, a raw shard whose parts are all complete is skipped; from the first raw
+shard that is not, everything of that split is redone, so a resumed run gives the same files as a clean one.
+
+Determinism: tar members and sample bytes are identical between runs; only the ``*_s`` timing columns of the
+status parquet and the ``seconds`` of the stats files measure this run (they are what the benchmark reads).
+"""
+from __future__ import annotations
+
+import math
+import re
+import sys
+import tarfile
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from pipeline.audio import AudioError, load_audio, spectrogram
+from pipeline.faces import Detector, FaceError, choose_face, crop_face, make_detector
+from pipeline.io import read_json
+from pipeline.media import MediaError, decode_frame, probe
+from pipeline.shards import (KEY_RE, ShardWriter, encode_sample, shard_name, write_shard_stats,
+                             write_status_table)
+
+STEPS = ("decode", "detect", "crop", "stft", "encode", "write")
+RAW_RE = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{6})\.tar$")
+MEDIA_EXTS = {"mp4", "mkv", "webm", "mov", "avi", "mpg", "mpeg", "m4v", "flv", "ts"}
+
+
+class PreprocessError(RuntimeError):
+    """The stage cannot run at all (bad params, unreadable raw directory); one sentence for the user."""
+
+
+class Rejection(Exception):
+    """A clip that cannot become a sample."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """The ``preprocess`` params section."""
+
+    detector: str = "center"
+    device: str = "auto"
+    image_size: int = 64
+    margin: float = 0.35
+    frame_time: float = 0.0
+    max_center_distance: float = 0.2
+    jpeg_quality: int = 95
+    shard_max_count: int = 1000
+    shard_max_bytes: int = 256_000_000
+    center_box: float = 0.45
+    dlib_upsample: int = 1
+    face_alignment_dir: str = ""
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "PreprocessConfig":
+        known = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise PreprocessError(f"unknown preprocess param(s): {', '.join(unknown)}")
+        cfg = cls(**known)
+        if cfg.image_size < 8:
+            raise PreprocessError(f"preprocess.image_size must be >= 8, got {cfg.image_size}")
+        if not 1 <= cfg.jpeg_quality <= 100 or cfg.jpeg_quality < 95:
+            raise PreprocessError(f"preprocess.jpeg_quality must be in [95, 100], got {cfg.jpeg_quality}")
+        if cfg.shard_max_count < 1 or cfg.shard_max_bytes < 1:
+            raise PreprocessError("preprocess.shard_max_count and shard_max_bytes must be positive")
+        if cfg.margin < 0 or cfg.frame_time < 0 or cfg.max_center_distance <= 0:
+            raise PreprocessError("preprocess.margin, frame_time must be >= 0 and max_center_distance > 0")
+        return cfg
+
+
+@dataclass
+class RawClip:
+    """One clip from a raw shard: its key, container extension, bytes and manifest row."""
+
+    key: str
+    ext: str
+    data: bytes
+    row: dict[str, Any]
+
+
+@dataclass
+class ClipResult:
+    """A processed clip: the encoded sample, or a rejection; plus the seconds spent per step."""
+
+    key: str
+    fields: dict[str, bytes] | None
+    reason: str = ""
+    detail: str = ""
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))
+
+
+# ---------------------------------------------------------------------------------------------- raw input
+
+def list_raw_shards(raw_dir: str | Path) -> dict[str, list[Path]]:
+    """``{split: [raw tar, ...]}`` sorted; a raw tar without its stats file means download did not finish."""
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise PreprocessError(f"raw directory {raw_dir} not found (run the download stage first)")
+    out: dict[str, list[Path]] = {}
+    for path in sorted(raw_dir.glob("*.tar")):
+        match = RAW_RE.match(path.name)
+        if not match:
+            continue
+        if not path.with_suffix(".stats.json").is_file():
+            raise PreprocessError(f"raw shard {path.name} is incomplete (no stats file): rerun the download stage")
+        out.setdefault(match["split"], []).append(path)
+    return out
+
+
+def iter_raw_clips(raw_tar: Path) -> Iterator[RawClip]:
+    """Clips of a raw shard in key order. Members are ``{key}.{media ext}`` + ``{key}.json``."""
+    import json
+
+    media: dict[str, tuple[str, bytes]] = {}
+    rows: dict[str, dict] = {}
+    with tarfile.open(raw_tar, "r:") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            key, _, ext = member.name.rpartition(".")
+            data = tar.extractfile(member).read()  # type: ignore[union-attr]
+            if ext == "json":
+                rows[key] = json.loads(data.decode("utf-8"))
+            else:
+                media[key] = (ext.lower(), data)
+    for key in sorted(set(media) | set(rows)):
+        ext, data = media.get(key, ("", b""))
+        yield RawClip(key=key, ext=ext, data=data, row=rows.get(key, {"key": key}))
+
+
+def download_outcomes(raw_dir: str | Path, split: str | None = None) -> tuple[set[str], Counter]:
+    """Keys the download stage saw and its rejections by error class (the final attempt of each key decides)."""
+    keys: set[str] = set()
+    rejected: Counter = Counter()
+    for path in sorted(Path(raw_dir).glob(f"{split or '*'}-*.parquet")):
+        if not RAW_RE.match(path.with_suffix(".tar").name):
+            continue
+        table = pq.read_table(path).to_pylist()
+        final: dict[str, dict] = {}
+        for row in table:
+            key = str(row.get("key"))
+            if key not in final or int(row.get("attempt") or 0) >= int(final[key].get("attempt") or 0):
+                final[key] = row
+        keys.update(final)
+        for row in final.values():
+            if row.get("status") == "rejected":
+                rejected[str(row.get("error_class") or "download_failed")] += 1
+    return keys, rejected
+
+
+# ---------------------------------------------------------------------------------------------- one clip
+
+def _num(value: Any, default: float) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return default
+    return default if math.isnan(out) else out
+
+
+def build_meta(row: dict[str, Any], key: str, split: str, box, detector: str, audio_fit: str,
+               orig_duration: float, image_size: int) -> dict[str, Any]:
+    """meta.json of one sample (docs/contracts.md)."""
+    return {
+        "key": key,
+        "video_id": row.get("video_id") or key,
+        "speaker_id": row.get("speaker_id"),
+        "gender": row.get("gender"),
+        "age_group": row.get("age_group"),
+        "split": split,
+        "source": row.get("source"),
+        "start": _num(row.get("start"), 0.0),
+        "end": _num(row.get("end"), 0.0),
+        "face_box": box.as_list(),
+        "detector": detector,
+        "detector_score": round(float(box.score), 6),
+        "audio_fit": audio_fit,
+        "orig_duration": orig_duration,
+        "image_size": image_size,
+    }
+
+
+def process_clip(clip: RawClip, split: str, detector: Detector, cfg: PreprocessConfig,
+                 work_dir: Path) -> ClipResult:
+    """Turn one raw clip into encoded sample fields, or a rejection with its reason."""
+    result = ClipResult(key=clip.key, fields=None)
+    sec = result.seconds
+    try:
+        if not KEY_RE.match(clip.key):
+            raise Rejection("bad_key", f"key {clip.key!r} is not [A-Za-z0-9_-]+")
+        if not clip.data:
+            raise Rejection("corrupt", "raw shard has no media file for this key")
+        if clip.ext not in MEDIA_EXTS:
+            raise Rejection("corrupt", f"unexpected media extension .{clip.ext}")
+        t0 = time.perf_counter()
+        media_path = work_dir / f"clip.{clip.ext}"
+        media_path.write_bytes(clip.data)
+        info = probe(media_path)
+        if not info.has_video:
+            raise Rejection("no_video", "file has no video stream")
+        if not info.has_audio:
+            raise Rejection("no_audio", "file has no audio stream")
+        if info.width <= 0 or info.height <= 0:
+            raise Rejection("corrupt", "video stream has no frame size")
+        audio = load_audio(media_path, has_audio=True)
+        frame = decode_frame(media_path, cfg.frame_time, info.width, info.height)
+        sec["decode"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        center = (_num(clip.row.get("x"), 0.5), _num(clip.row.get("y"), 0.5))
+        boxes = detector.detect(frame, center=center)
+        box = choose_face(boxes, center, info.width, info.height, cfg.max_center_distance)
+        sec["detect"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        face = crop_face(frame, box, cfg.margin, cfg.image_size)
+        sec["crop"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        spec = spectrogram(audio.waveform)
+        sec["stft"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        meta = build_meta(clip.row, clip.key, split, box, detector.name, audio.fit, audio.orig_duration,
+                          cfg.image_size)
+        result.fields = encode_sample(face, spec, audio.waveform, meta, cfg.jpeg_quality)
+        sec["encode"] = time.perf_counter() - t0
+    except Rejection as exc:
+        result.reason, result.detail = exc.reason, exc.detail
+    except (AudioError, FaceError, MediaError) as exc:
+        result.reason, result.detail = exc.reason, str(exc).replace(str(work_dir), "")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- shards
+
+class _Part:
+    """One output shard being written: tar writer + its status rows + its totals."""
+
+    def __init__(self, out_dir: Path, split: str, index: int, raw_name: str, part: int):
+        self.stem = shard_name(split, index)
+        self.out_dir, self.split, self.raw_name, self.part = out_dir, split, raw_name, part
+        self.writer = ShardWriter(out_dir / f"{self.stem}.tar")
+        self.rows: list[dict[str, Any]] = []
+        self.rejections: Counter = Counter()
+        self.seconds = dict.fromkeys(STEPS, 0.0)
+
+    def record(self, result: ClipResult) -> None:
+        if result.fields is not None:
+            t0 = time.perf_counter()
+            self.writer.add(result.key, result.fields)
+            result.seconds["write"] = time.perf_counter() - t0
+        else:
+            self.rejections[result.reason] += 1
+        for step in STEPS:
+            self.seconds[step] += result.seconds[step]
+        self.rows.append({
+            "key": result.key, "status": "ok" if result.fields is not None else "rejected",
+            "reason": result.reason, "detail": result.detail,
+            **{f"{s}_s": round(result.seconds[s], 6) for s in STEPS},
+        })
+
+    def finish(self, last: bool, cfg: PreprocessConfig) -> dict[str, Any]:
+        self.writer.close()
+        write_status_table(self.out_dir / f"{self.stem}.parquet", self.rows)
+        stats = {
+            "shard": self.stem, "split": self.split, "raw_shard": self.raw_name, "part": self.part,
+            "last_part": last, "samples": self.writer.count, "rejected": sum(self.rejections.values()),
+            "rejections": dict(sorted(self.rejections.items())), "bytes": self.writer.bytes,
+            "keys_in": len(self.rows), "image_size": cfg.image_size, "detector": cfg.detector,
+            "seconds": {s: round(v, 4) for s, v in self.seconds.items()},
+        }
+        write_shard_stats(self.out_dir / f"{self.stem}.stats.json", stats)
+        return stats
+
+
+def _completed_parts(out_dir: Path, split: str, start: int, raw_name: str) -> list[dict[str, Any]] | None:
+    """Stats of the complete parts of ``raw_name`` starting at index ``start``, or None if not all done."""
+    parts = []
+    index = start
+    while True:
+        stem = shard_name(split, index)
+        stats_path = out_dir / f"{stem}.stats.json"
+        if not (stats_path.is_file() and (out_dir / f"{stem}.tar").is_file()
+                and (out_dir / f"{stem}.parquet").is_file()):
+            return None
+        stats = read_json(stats_path)
+        if stats.get("raw_shard") != raw_name or stats.get("part") != len(parts):
+            return None
+        parts.append(stats)
+        if stats.get("last_part"):
+            return parts
+        index += 1
+
+
+def _remove_from(out_dir: Path, split: str, start: int) -> None:
+    """Delete every output file of ``split`` with index >= ``start`` (stale or incomplete)."""
+    for path in out_dir.glob(f"{split}-*"):
+        match = re.match(rf"^{re.escape(split)}-(\d{{6}})\.", path.name)
+        if match and int(match.group(1)) >= start:
+            path.unlink()
+
+
+def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConfig,
+                   detector: Detector | None = None, progress: bool = True) -> dict[str, Any]:
+    """Process every raw shard into ``out_dir``; returns the metrics dict (counts add up, by reason)."""
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for tmp in out_dir.glob(".*.tmp"):
+        tmp.unlink()
+    raw_shards = list_raw_shards(raw_dir)
+    if detector is None:
+        detector = make_detector(cfg.detector, device=cfg.device, center_box=cfg.center_box,
+                                 dlib_upsample=cfg.dlib_upsample, face_alignment_dir=cfg.face_alignment_dir)
+    total_clips = 0
+    for paths in raw_shards.values():
+        for path in paths:
+            with tarfile.open(path, "r:") as tar:
+                total_clips += len({m.name.rpartition(".")[0] for m in tar if m.isfile()})
+
+    all_stats: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    processed = 0
+    bar = tqdm(total=total_clips, desc="preprocess", unit="clip", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    with tempfile.TemporaryDirectory(prefix="preprocess-") as tmp:
+        work_dir = Path(tmp)
+        for split in sorted(raw_shards):
+            index = 0
+            redo = False
+            for raw in raw_shards[split]:
+                done = None if redo else _completed_parts(out_dir, split, index, raw.name)
+                if done is not None:
+                    all_stats.extend(done)
+                    index += len(done)
+                    bar.update(sum(s["keys_in"] for s in done))
+                    continue
+                if not redo:
+                    _remove_from(out_dir, split, index)
+                    redo = True
+                clips = list(iter_raw_clips(raw))
+                part = _Part(out_dir, split, index, raw.name, 0)
+                for i, clip in enumerate(clips):
+                    result = process_clip(clip, split, detector, cfg, work_dir)
+                    part.record(result)
+                    processed += 1
+                    bar.update(1)
+                    full = part.writer.count >= cfg.shard_max_count or part.writer.bytes >= cfg.shard_max_bytes
+                    if full and i < len(clips) - 1:
+                        all_stats.append(part.finish(False, cfg))
+                        index += 1
+                        part = _Part(out_dir, split, index, raw.name, part.part + 1)
+                all_stats.append(part.finish(True, cfg))
+                index += 1
+            _remove_from(out_dir, split, index)
+    bar.close()
+    elapsed = time.perf_counter() - started
+    return summarize(raw_dir, all_stats, cfg, processed, elapsed)
+
+
+def summarize(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessConfig, processed: int,
+              elapsed: float) -> dict[str, Any]:
+    """Metrics: rows in (download's keys) = samples out + download rejections + preprocess rejections."""
+    download_keys, download_rejected = download_outcomes(raw_dir)
+    pre_rejected: Counter = Counter()
+    by_split: dict[str, dict[str, int]] = {}
+    seconds = dict.fromkeys(STEPS, 0.0)
+    samples = clips_in = 0
+    for stats in all_stats:
+        pre_rejected.update(stats["rejections"])
+        samples += stats["samples"]
+        clips_in += stats["keys_in"]
+        split = by_split.setdefault(stats["split"], {"samples": 0, "rejected": 0, "shards": 0})
+        split["samples"] += stats["samples"]
+        split["rejected"] += stats["rejected"]
+        split["shards"] += 1
+        for step in STEPS:
+            seconds[step] += stats["seconds"][step]
+    rows_in = len(download_keys) if download_keys else clips_in
+    rejected_total = sum(download_rejected.values()) + sum(pre_rejected.values())
+    return {
+        "rows_in": rows_in,
+        "samples_out": samples,
+        "rejections_total": rejected_total,
+        "download_rejections": dict(sorted(download_rejected.items())),
+        "preprocess_rejections": dict(sorted(pre_rejected.items())),
+        "counts_add_up": rows_in == samples + rejected_total,
+        "by_split": dict(sorted(by_split.items())),
+        "shards": len(all_stats),
+        "detector": cfg.detector,
+        "image_size": cfg.image_size,
+        "clips_processed_this_run": processed,
+        "seconds_per_step": {s: round(v, 3) for s, v in seconds.items()},
+        "clips_per_s": round(processed / elapsed, 3) if processed and elapsed > 0 else None,
+    }
