@@ -1,0 +1,278 @@
+"""Run the download stage: every planned shard not already complete is fetched, written and marked complete.
+
+Shards are built in a work directory beside the output (``<out>.partial``, not a DVC output, so it survives
+``dvc repro`` clearing ``data/raw`` after an interrupted run) and moved into the output at the end. A shard is
+complete when its stats JSON exists (written last) and records the plan's fingerprint; anything else is redone
+from scratch. Every row ends as exactly one ``ok`` or ``rejected`` attempt, after any ``retry`` attempts.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pipeline.download.errors import AttemptError, DownloadConfigError, one_line
+from pipeline.download.plan import ShardPlan, plan_shards, read_manifest
+from pipeline.download.sources import FetchResult, cut_local, fetch_ytdlp, find_in_mirror, source_url
+from pipeline.download.writer import write_attempts, write_clip_tar, write_stats
+from pipeline.io import read_json, write_json
+from pipeline.media import MediaError, probe
+
+#: test hook: after this many shards completed in this run, die (like a kill) before the next shard's stats
+CRASH_ENV = "S2F_DOWNLOAD_CRASH_AFTER_SHARDS"
+SHARD_SUFFIXES = (".tar", ".parquet", ".stats.json")
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """The ``download`` params section (see params.yaml for meanings)."""
+
+    shard_size: int = 64
+    concurrency: int = 2
+    retries: int = 3
+    backoff: float = 2.0
+    sleep_interval_requests: float = 0.0
+    cookies: str = ""
+    min_height: int = 224
+    timeout: float = 300.0
+    mirror_dir: str = ""
+    duration_tolerance: float = 0.25
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "DownloadSettings":
+        """Build from a params section; unknown keys are an error (a typo must not be silently ignored)."""
+        unknown = sorted(set(params) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise DownloadConfigError(f"unknown download param(s): {', '.join(unknown)}")
+        settings = cls(**params)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise DownloadConfigError for values the stage cannot work with."""
+        if int(self.concurrency) < 1 or int(self.retries) < 0 or float(self.backoff) < 0:
+            raise DownloadConfigError("download.concurrency must be >= 1, retries >= 0 and backoff >= 0")
+        if float(self.timeout) <= 0:
+            raise DownloadConfigError(f"download.timeout must be > 0 seconds, got {self.timeout}")
+        if self.cookies and not Path(self.cookies).is_file():
+            raise DownloadConfigError(f"download.cookies file {self.cookies} not found")
+        if self.mirror_dir and not Path(self.mirror_dir).is_dir():
+            raise DownloadConfigError(f"download.mirror_dir {self.mirror_dir} is not a directory")
+
+    def content(self) -> dict[str, Any]:
+        """Settings that change what gets downloaded (part of each shard's fingerprint)."""
+        return {"min_height": int(self.min_height), "mirror_dir": self.mirror_dir,
+                "duration_tolerance": float(self.duration_tolerance)}
+
+
+@dataclass
+class RowOutcome:
+    """What happened to one row: its attempts and, when ok, the clip file and its tar record."""
+
+    key: str
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    clip: Path | None = None
+    ext: str = ""
+    record: dict[str, Any] | None = None
+
+
+def _fetch_once(row: dict[str, Any], settings: DownloadSettings, work: Path) -> FetchResult:
+    start, end = float(row["start"]), float(row["end"])
+    if settings.mirror_dir and row["source_kind"] == "youtube":
+        src = find_in_mirror(settings.mirror_dir, row["video_id"])
+        if src is None:
+            raise AttemptError("missing_in_mirror", f"no file named {row['video_id']}.<ext> in the mirror")
+        return cut_local(src, start, end, work, settings.timeout)
+    if row["source_kind"] == "file":
+        return cut_local(row["source"], start, end, work, settings.timeout)
+    if row["source_kind"] in ("youtube", "url"):
+        return fetch_ytdlp(source_url(row), start, end, work, asdict(settings))
+    raise AttemptError("error", f"unknown source_kind {row['source_kind']!r}")
+
+
+def _check(fetched: FetchResult, row: dict[str, Any], tolerance: float) -> tuple[int, Any]:
+    """Probe what was fetched: empty/short → truncated, unreadable → corrupt. Returns (bytes, MediaInfo)."""
+    size = fetched.path.stat().st_size if fetched.path.is_file() else 0
+    if size == 0:
+        raise AttemptError("truncated", "the download is an empty file")
+    try:
+        info = probe(fetched.path)
+    except MediaError as exc:
+        raise AttemptError("corrupt", one_line(str(exc).replace(str(fetched.path), fetched.path.name))) from None
+    if not (info.has_audio or info.has_video):
+        raise AttemptError("corrupt", "the download has neither an audio nor a video stream")
+    requested = float(row["end"]) - float(row["start"])
+    if info.duration < requested - tolerance:
+        raise AttemptError("truncated", f"downloaded {info.duration:.2f} s of the {requested:.2f} s requested")
+    return size, info
+
+
+def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -> RowOutcome:
+    """Fetch one row with retries (exponential backoff) on retryable errors; record every attempt."""
+    key = row["key"]
+    outcome = RowOutcome(key)
+    attempts_allowed = int(settings.retries) + 1
+    for attempt in range(1, attempts_allowed + 1):
+        work = tmp_root / f"{key}.{attempt}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        began = time.monotonic()
+        record = {"key": key, "source": str(row["source"]), "attempt": attempt, "bytes": 0}
+        try:
+            fetched = _fetch_once(row, settings, work)
+            size, info = _check(fetched, row, float(settings.duration_tolerance))
+        except AttemptError as exc:
+            final = not exc.retryable or attempt == attempts_allowed
+            message = str(exc).replace(str(tmp_root), "<tmp>")
+            outcome.attempts.append({**record, "status": "rejected" if final else "retry",
+                                     "error_class": exc.error_class, "error_message": message,
+                                     "seconds": round(time.monotonic() - began, 3)})
+            shutil.rmtree(work, ignore_errors=True)
+            if final:
+                return outcome
+            time.sleep(float(settings.backoff) * 2 ** (attempt - 1))
+            continue
+        outcome.attempts.append({**record, "status": "ok", "error_class": "", "error_message": "",
+                                 "bytes": size, "seconds": round(time.monotonic() - began, 3)})
+        ext = fetched.path.suffix.lstrip(".").lower()
+        outcome.ext = ext if ext.isalnum() and len(ext) <= 5 else "bin"
+        outcome.clip = fetched.path
+        outcome.record = {
+            **row,
+            "downloaded_duration": round(info.duration, 6),
+            "download": {"method": fetched.method, "format_id": fetched.format_id, "bytes": size,
+                         "width": info.width, "height": info.height, "has_video": info.has_video,
+                         "has_audio": info.has_audio, "attempts": attempt},
+        }
+        return outcome
+    return outcome  # unreachable: the loop always returns
+
+
+def is_complete(directory: Path, plan: ShardPlan) -> bool:
+    """A shard is complete when its stats JSON exists and records this plan's fingerprint."""
+    stats_path = directory / f"{plan.name}.stats.json"
+    if not stats_path.is_file():
+        return False
+    try:
+        stats = read_json(stats_path)
+    except (OSError, ValueError):
+        return False
+    return stats.get("fingerprint") == plan.fingerprint and all(
+        (directory / f"{plan.name}{suffix}").is_file() for suffix in SHARD_SUFFIXES)
+
+
+def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, pool: ThreadPoolExecutor,
+                   bar: tqdm, crash_before_stats: bool = False) -> dict[str, Any]:
+    """Fetch every row of ``plan`` and write its tar, attempts parquet and (last) stats into ``work_dir``."""
+    tmp_root = work_dir / f".tmp-{plan.name}"
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    tmp_root.mkdir(parents=True)
+    began = time.monotonic()
+
+    def job(row: dict[str, Any]) -> RowOutcome:
+        try:
+            return fetch_row(row, settings, tmp_root)
+        finally:
+            bar.update(1)
+
+    outcomes = list(pool.map(job, plan.rows))
+    clips = [(o.key, o.ext, o.clip, o.record) for o in outcomes if o.clip is not None]
+    tar_bytes = write_clip_tar(work_dir / f"{plan.name}.tar", clips)
+    attempts = [a for o in outcomes for a in o.attempts]
+    write_attempts(work_dir / f"{plan.name}.parquet", attempts)
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    finals = [o.attempts[-1] for o in outcomes]
+    if crash_before_stats:
+        os._exit(70)  # simulate a kill between the shard's files and its completion marker
+    stats = {
+        "shard": plan.name, "split": plan.split, "fingerprint": plan.fingerprint,
+        "rows": len(plan.rows), "ok": sum(f["status"] == "ok" for f in finals),
+        "rejected": sum(f["status"] == "rejected" for f in finals),
+        "rejected_by_class": dict(sorted(Counter(f["error_class"] for f in finals
+                                                 if f["status"] == "rejected").items())),
+        "attempts": len(attempts), "retries": sum(a["status"] == "retry" for a in attempts),
+        "clip_bytes": sum(f["bytes"] for f in finals), "tar_bytes": tar_bytes,
+        "seconds": round(time.monotonic() - began, 3),
+    }
+    write_stats(work_dir / f"{plan.name}.stats.json", stats)
+    return stats
+
+
+def _move_shard(name: str, src: Path, dst: Path) -> None:
+    """Move a complete shard's files into ``dst``, stats last (so ``dst`` never shows a false completion)."""
+    for suffix in SHARD_SUFFIXES:
+        os.replace(src / f"{name}{suffix}", dst / f"{name}{suffix}")
+
+
+def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: DownloadSettings,
+                 work_dir: str | Path | None = None, metrics_path: str | Path | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Download every manifest row into raw shards under ``out_dir``; return (and optionally write) totals."""
+    out_dir, began = Path(out_dir), time.monotonic()
+    work_dir = Path(work_dir) if work_dir else out_dir.with_name(out_dir.name + ".partial")
+    plans = plan_shards(read_manifest(manifest_dir), settings.shard_size, settings.content())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for stale in list(work_dir.glob(".*.tmp")) + list(work_dir.glob(".tmp-*")):  # leftovers of a killed run
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+
+    todo = [p for p in plans if not is_complete(out_dir, p) and not is_complete(work_dir, p)]
+    crash_after = int(os.environ.get(CRASH_ENV, "-1"))
+    rows_todo = sum(len(p.rows) for p in todo)
+    with ThreadPoolExecutor(max_workers=int(settings.concurrency)) as pool, \
+            tqdm(total=rows_todo, desc="download", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
+        for done, plan in enumerate(todo):
+            download_shard(plan, settings, work_dir, pool, bar, crash_before_stats=(done == crash_after))
+
+    planned = {p.name for p in plans}
+    for plan in plans:
+        if not is_complete(out_dir, plan):
+            _move_shard(plan.name, work_dir, out_dir)
+    for path in sorted(out_dir.iterdir()):  # shards of an older plan (e.g. a shrunk manifest) must not linger
+        stem = path.name.split(".", 1)[0]
+        if path.is_file() and path.name.endswith(SHARD_SUFFIXES) and stem not in planned:
+            path.unlink()
+    if not any(work_dir.iterdir()):
+        work_dir.rmdir()
+
+    totals = summarize([read_json(out_dir / f"{p.name}.stats.json") for p in plans])
+    totals["seconds"] = round(time.monotonic() - began, 3)
+    totals["shards_reused"] = len(plans) - len(todo)
+    if metrics_path:
+        write_json(metrics_path, totals)
+    return totals
+
+
+def summarize(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over shard stats: rows in, ok, rejected (by class), attempts, per split."""
+    by_class: Counter[str] = Counter()
+    per_split: dict[str, Counter[str]] = {}
+    for s in stats:
+        by_class.update(s["rejected_by_class"])
+        split = per_split.setdefault(s["split"], Counter())
+        split.update({"rows_in": s["rows"], "ok": s["ok"], "rejected": s["rejected"]})
+    totals = {
+        "rows_in": sum(s["rows"] for s in stats), "ok": sum(s["ok"] for s in stats),
+        "rejected": sum(s["rejected"] for s in stats), "rejected_by_class": dict(sorted(by_class.items())),
+        "attempts": sum(s["attempts"] for s in stats), "retries": sum(s["retries"] for s in stats),
+        "clip_bytes": sum(s["clip_bytes"] for s in stats), "shards": len(stats),
+        "splits": {k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
+    }
+    if totals["rows_in"] != totals["ok"] + totals["rejected"]:
+        raise RuntimeError(f"download counts do not add up: {totals}")
+    return totals
+
+
+def summary_line(totals: dict[str, Any]) -> str:
+    """One line for the terminal: rows in, ok, rejected by class."""
+    by_class = ", ".join(f"{k} {v}" for k, v in totals["rejected_by_class"].items()) or "none"
+    return (f"download: {totals['rows_in']} rows in, {totals['ok']} ok, {totals['rejected']} rejected "
+            f"({by_class}); {totals['attempts']} attempts in {totals['shards']} shards "
+            f"({totals['shards_reused']} reused), {totals['seconds']:.1f} s")

@@ -1,0 +1,36 @@
+"""DVC stage ``download``: manifest rows → exact clip sections in raw tar shards under ``data/raw``.
+
+    python -m stages.download --manifest data/manifest --out data/raw --metrics metrics/download.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.download import DownloadConfigError, DownloadSettings, run_download
+from pipeline.download.runner import summary_line
+from pipeline.params import ParamsError, load_section
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", required=True, help="directory with train.parquet / test.parquet")
+    parser.add_argument("--out", required=True, help="output directory of raw shards")
+    parser.add_argument("--metrics", default="", help="totals JSON (rows in, ok, rejected by class)")
+    parser.add_argument("--work", default="", help="work directory for resumable shards (default: <out>.partial)")
+    parser.add_argument("--params", default="params.yaml", help="params file (section 'download')")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        settings = DownloadSettings.from_params(load_section("download", args.params))
+        totals = run_download(args.manifest, args.out, settings, work_dir=args.work or None,
+                              metrics_path=args.metrics or None, progress=not args.no_progress)
+    except (DownloadConfigError, ParamsError, TypeError) as exc:
+        print(f"download: {exc}", file=sys.stderr)
+        return 2
+    print(summary_line(totals))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
