@@ -54,8 +54,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, config: Mappi
     header = {"arch": arch, "config": config, "format_version": FORMAT_VERSION,
               "config_hash": config_hash(config), **extra}
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"header": header, "state_dict": state}, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        # A file object, not a path: torch names the zip records after a path's stem (here the random temp
+        # name), but uses the fixed name "archive" for file objects, which keeps the bytes reproducible.
+        torch.save({"header": header, "state_dict": state}, fh)
 
 
 def _load_raw(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
