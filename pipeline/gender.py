@@ -122,7 +122,7 @@ def train_classifier(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            total_loss += float(loss) * len(target)
+            total_loss += loss.item() * len(target)
             correct += int((logits.argmax(1) == target).sum())
             seen += len(target)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")

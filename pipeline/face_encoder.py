@@ -1,0 +1,281 @@
+"""The ``face_encoder`` stage: the face-feature network (VGGFace), pretrained or trained on the shards.
+
+- ``source: pretrained`` (the paper): the converted Oxford ``vgg_face_dag.pth`` from a path or an http(s) URL
+  (downloaded once into a cache directory with a progress bar), verified by its SHA-256 before anything is
+  unpickled, loaded into ``models.vggface.VGGFace`` and saved as our checkpoint. The architecture (width,
+  fc width, classes, input size) is read from the weights' shapes, so the real file gives the paper's
+  224x224 / 4096 / 2622 network; the shards' face crops must have the size the weights expect.
+- ``source: train`` (the offline default): the same architecture trained from scratch as an identity classifier
+  on the train split's face crops (identity = ``speaker_id``, else ``video_id``), as VGGFace itself was trained:
+  cross-entropy, Adam, light augmentation (random shifts, flips, brightness). One clip per identity that has
+  several is held out to measure identity accuracy on unseen clips.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+PAPER_IMAGE_SIZE = 224
+
+
+class FaceEncoderError(ValueError):
+    """The face encoder cannot be built as configured (weights, checksum, sizes, data)."""
+
+
+# ------------------------------------------------------------------------------------------- pretrained
+
+def cache_dir() -> Path:
+    """Where downloaded weights are kept: ``$SPEECH2FACE_CACHE`` or ``~/.cache/speech2face``, ``/weights``."""
+    root = os.environ.get("SPEECH2FACE_CACHE") or str(Path.home() / ".cache" / "speech2face")
+    return Path(root) / "weights"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_weights(source: str, sha256: str, cache: Path | None = None, timeout: float = 60.0) -> Path:
+    """A local path to the weights: ``source`` itself, or its download (cached by checksum) for http(s) URLs.
+
+    The checksum is required and verified here; a download that does not match is deleted.
+    """
+    expected = (sha256 or "").strip().lower()
+    if not source:
+        raise FaceEncoderError("face_encoder.source is 'pretrained' but face_encoder.weights is empty "
+                               "(give a path or URL of vgg_face_dag.pth)")
+    if not expected:
+        raise FaceEncoderError("face_encoder.sha256 is empty: pretrained weights are only used with a pinned "
+                               "SHA-256 checksum")
+    if not source.startswith(("http://", "https://")):
+        path = Path(source)
+        if not path.is_file():
+            raise FaceEncoderError(f"VGGFace weights file {path} not found")
+        actual = _sha256(path)
+        if actual != expected:
+            raise FaceEncoderError(f"VGGFace weights {path} have SHA-256 {actual}, expected {expected}")
+        return path
+    cache = cache or cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"{expected}.pth"
+    if target.is_file() and _sha256(target) == expected:
+        return target
+    partial = cache / f"{expected}.pth.part"
+    try:
+        with urllib.request.urlopen(source, timeout=timeout) as response, open(partial, "wb") as fh:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc="VGGFace weights") as bar:
+                while True:
+                    block = response.read(1 << 20)
+                    if not block:
+                        break
+                    fh.write(block)
+                    bar.update(len(block))
+    except OSError as exc:  # URLError, HTTPError, timeouts are all OSErrors
+        partial.unlink(missing_ok=True)
+        raise FaceEncoderError(f"could not download VGGFace weights from {source}: {exc}") from exc
+    actual = _sha256(partial)
+    if actual != expected:
+        partial.unlink(missing_ok=True)
+        raise FaceEncoderError(f"downloaded VGGFace weights from {source} have SHA-256 {actual}, "
+                               f"expected {expected}")
+    shutil.move(partial, target)
+    return target
+
+
+def vggface_config_from_state(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """VGGFace constructor arguments that fit a ``vgg_face_dag`` state dict (width, fc_dim, classes, size)."""
+    try:
+        conv1 = state["conv1_1.weight"].shape[0]
+        conv5 = state["conv5_3.weight"].shape[0]
+        fc_in, fc_dim = state["fc6.weight"].shape[1], state["fc6.weight"].shape[0]
+        num_classes = state["fc8.weight"].shape[0]
+    except KeyError as exc:
+        raise FaceEncoderError(f"weights lack {exc.args[0]}: not the vgg_face_dag layout") from exc
+    side = int(round((fc_in / conv5) ** 0.5))
+    if side * side * conv5 != fc_in:
+        raise FaceEncoderError(f"fc6 input {fc_in} is not conv5 channels {conv5} times a square map")
+    return {"width": conv1 / 64.0, "image_size": side * 32, "fc_dim": int(fc_dim), "num_classes": int(num_classes)}
+
+
+def build_pretrained(weights: str, sha256: str, image_size: int, fc7_relu: bool = True) -> tuple[nn.Module, dict]:
+    """Verified, loaded VGGFace from pretrained weights; returns ``(model, config)``."""
+    from models.vggface import VGGFace, VGGFaceWeightsError, load_vggface_weights
+
+    path = fetch_weights(weights, sha256)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise FaceEncoderError(f"VGGFace weights {path} are not a plain tensor state dict") from exc
+    if not isinstance(state, Mapping):
+        raise FaceEncoderError(f"VGGFace weights {path} are not a state dict")
+    config = vggface_config_from_state(state)
+    del state
+    if config["image_size"] != int(image_size):
+        raise FaceEncoderError(
+            f"pretrained VGGFace needs {config['image_size']}x{config['image_size']} face crops but the shards "
+            f"have {image_size}x{image_size}: set preprocess.image_size: {config['image_size']} (the paper's "
+            f"{PAPER_IMAGE_SIZE}) or use face_encoder.source: train")
+    config["fc7_relu"] = bool(fc7_relu)
+    model = VGGFace(**config)
+    try:
+        load_vggface_weights(model, path, sha256)
+    except VGGFaceWeightsError as exc:
+        raise FaceEncoderError(str(exc)) from exc
+    return model, config
+
+
+# ------------------------------------------------------------------------------------------- train
+
+def identity_of(meta: Mapping[str, Any]) -> str:
+    """The identity a face belongs to: its speaker, or its video when speakers are unknown."""
+    return str(meta.get("speaker_id") or meta.get("video_id") or meta.get("key"))
+
+
+def plan_identities(shards_dir: str | Path, seed: int) -> tuple[list[str], dict[str, int], set[str]]:
+    """Train identities (sorted), ``key -> class index``, and one held-out key per identity with >= 2 clips."""
+    from pipeline.shards import iter_samples, list_shards
+
+    by_identity: dict[str, list[str]] = defaultdict(list)
+    for sample in iter_samples(list_shards(shards_dir, "train"), fields=["meta"]):
+        by_identity[identity_of(sample["meta"])].append(sample["key"])
+    identities = sorted(by_identity)
+    rng = np.random.default_rng(int(seed))
+    key_class: dict[str, int] = {}
+    heldout: set[str] = set()
+    for index, identity in enumerate(identities):
+        keys = sorted(by_identity[identity])
+        for key in keys:
+            key_class[key] = index
+        if len(keys) >= 2:
+            heldout.add(keys[int(rng.integers(len(keys)))])
+    return identities, key_class, heldout
+
+
+def init_vgg_(model: nn.Module) -> None:
+    """He init for convolutions, small normal for fc (torchvision's VGG init): a plain 16-layer VGG without
+    BatchNorm does not train from PyTorch's default init."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random shift (pad + crop), horizontal flip and brightness of a ``(B,3,H,W)`` batch in [0, 1]."""
+    b, _, h, w = images.shape
+    pad = max(2, h // 16)
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    flip = torch.rand(b, generator=generator) < 0.5
+    out[flip] = out[flip].flip(-1)
+    brightness = 0.8 + 0.4 * torch.rand(b, 1, 1, 1, generator=generator)
+    return (out * brightness).clamp_(0.0, 1.0)
+
+
+@torch.no_grad()
+def identity_accuracy(model: nn.Module, loader, key_class: Mapping[str, int], device: torch.device) -> float | None:
+    """Top-1 identity accuracy over a loader's samples (eval mode); None when it yields nothing."""
+    model.eval()
+    correct = seen = 0
+    for batch in loader:
+        _, logits = model(batch["face"].to(device))
+        target = torch.tensor([key_class[k] for k in batch["key"]], device=device)
+        correct += int((logits.argmax(1) == target).sum())
+        seen += len(target)
+    return correct / seen if seen else None
+
+
+def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_size: int,
+                       device: torch.device) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """Train VGGFace as an identity classifier; returns ``(model, config, metrics)``."""
+    from models.vggface import VGGFace
+    from pipeline.datasets import SplitDataset, make_loader
+    from pipeline.device import seed_everything
+
+    seed = int(params["seed"])
+    identities, key_class, heldout = plan_identities(shards_dir, seed)
+    if len(identities) < 2:
+        raise FaceEncoderError(f"training a face encoder needs at least 2 train identities, found "
+                               f"{len(identities)}")
+    generator = seed_everything(seed)
+    config = {"width": float(params["width"]), "image_size": int(image_size), "fc_dim": int(params["fc_dim"]),
+              "num_classes": len(identities), "fc7_relu": True}
+    model = VGGFace(**config)
+    init_vgg_(model)
+    model.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=float(params["lr"]))
+    train_set = SplitDataset(shards_dir, "train", fields=("face",), shuffle=True, seed=seed, buffer_size=1000,
+                             keep=lambda meta: meta.get("key") not in heldout)
+    heldout_set = SplitDataset(shards_dir, "train", fields=("face",), keep=lambda meta: meta.get("key") in heldout)
+    batch_size = int(params["batch_size"])
+    epochs = int(params["epochs"])
+    history = []
+    with tqdm(total=epochs, desc="face_encoder", unit="epoch") as bar:
+        for epoch in range(epochs):
+            train_set.set_epoch(epoch)
+            model.train()
+            total_loss, correct, seen = 0.0, 0, 0
+            for batch in make_loader(train_set, batch_size):
+                images = augment(batch["face"], generator).to(device)
+                target = torch.tensor([key_class[k] for k in batch["key"]], device=device)
+                _, logits = model(images)
+                loss = F.cross_entropy(logits, target)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total_loss += loss.item() * len(target)
+                correct += int((logits.argmax(1) == target).sum())
+                seen += len(target)
+            if seen == 0:
+                raise FaceEncoderError(f"no train face crops in {shards_dir}")
+            history.append({"epoch": epoch + 1, "loss": round(total_loss / seen, 6), "acc": round(correct / seen, 6)})
+            bar.update(1)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.2f}")
+    heldout_acc = identity_accuracy(model, make_loader(heldout_set, batch_size), key_class, device)
+    metrics = {
+        "source": "train",
+        "n_identities": len(identities),
+        "n_train": len(key_class) - len(heldout),
+        "n_heldout": len(heldout),
+        "train_loss": history[-1]["loss"],
+        "train_acc": history[-1]["acc"],
+        "heldout_acc": heldout_acc,
+        "chance_acc": 1.0 / len(identities),
+        "history": history,
+    }
+    return model.eval(), config, metrics
+
+
+def shard_image_size(shards_dir: str | Path) -> int:
+    """Side of the face crops in the shards (from the first sample of the first train or test shard)."""
+    from pipeline.shards import iter_samples, list_shards
+
+    for split in ("train", "test"):
+        for sample in iter_samples(list_shards(shards_dir, split)[:1], fields=["face"]):
+            return int(sample["face"].shape[0])
+    raise FaceEncoderError(f"no shards in {shards_dir} (run preprocess first)")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters."""
+    return sum(p.numel() for p in model.parameters())
