@@ -1,0 +1,172 @@
+"""Training, evaluation, report and inference on a tiny generated workspace (dummy shards, features, priors)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from pipeline import training
+from pipeline.checkpoints import load_checkpoint, read_header
+from pipeline.evaluate import EvaluationError, evaluate_variant
+from pipeline.report import write_report
+from pipeline.testing.training import (DIM, IMAGE_SIZE, TINY_DECODER, TINY_ENCODER, TINY_EVALUATE,
+                                       make_training_inputs)
+from pipeline.training import TrainingError, train_decoder, train_encoder
+
+VARIANTS = ("non_prior", "gender_fc", "male")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("training")
+    paths = make_training_inputs(root)
+    models = paths["models"]
+    paths["decoder_metrics"] = train_decoder(paths["shards"], paths["features"], paths["face_encoder"],
+                                             models / "decoder.pt", root / "metrics/decoder.json",
+                                             root / "plots/decoder", TINY_DECODER)
+    for v in VARIANTS:
+        train_encoder(v, paths["shards"], paths["features"], paths["priors"], paths["gender"],
+                      models / "decoder.pt", paths["face_encoder"], models / f"encoder-{v}.pt",
+                      root / f"metrics/encoder-{v}.json", root / f"plots/encoder-{v}", TINY_ENCODER)
+        evaluate_variant(v, paths["shards"], paths["features"], paths["priors"], paths["gender"],
+                         models / f"encoder-{v}.pt", models / "decoder.pt", paths["face_encoder"],
+                         root / f"eval/{v}", root / f"metrics/eval-{v}.json", TINY_EVALUATE)
+    paths["root"] = root
+    return paths
+
+
+def test_decoder_checkpoint_metrics_and_curves(workspace):
+    root = workspace["root"]
+    model, header = load_checkpoint(workspace["models"] / "decoder.pt", "face_decoder")
+    assert header["config"]["feature_dim"] == DIM and header["config"]["image_size"] == IMAGE_SIZE
+    assert model(torch.zeros(1, DIM)).shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    m = json.loads((root / "metrics/decoder.json").read_text())
+    assert m["epochs"] == 2 and m["samples_per_epoch"] == 8 and np.isfinite(m["final"]["loss"])
+    tsv = (root / "plots/decoder/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert tsv[0] == "step\tloss" and len(tsv) == 3  # one row per epoch, no timestamp column
+    assert not training.resume_path_for(workspace["models"] / "decoder.pt").exists()
+
+
+def test_encoder_variants_record_variant_and_subset(workspace):
+    root = workspace["root"]
+    for v in VARIANTS:
+        header = read_header(workspace["models"] / f"encoder-{v}.pt")
+        assert header["variant"] == v and len(header["history"]) == 2
+        assert header["config"]["fusion"] == training.VARIANTS[v].fusion
+    male = json.loads((root / "metrics/encoder-male.json").read_text())
+    assert male["samples_per_epoch"] == 4  # dummy shards: even speakers are male, half of 8 samples
+    assert set(json.loads((root / "metrics/encoder-gender_fc.json").read_text())["final"]) >= {"loss", "l1", "l2", "cos"}
+
+
+def test_evaluation_outputs(workspace):
+    root = workspace["root"]
+    m = json.loads((root / "metrics/eval-non_prior.json").read_text())
+    for key in ("l1", "l2", "angle", "primed_l1", "primed_l2", "primed_angle", "face_to_face_l1",
+                "face_to_face_l2", "face_to_face_angle"):
+        assert np.isfinite(m[key]), key
+    assert m["n_samples"] == 6 and m["recall_chance"] == {"1": 1 / 6, "2": 2 / 6}
+    assert set(m["recall"]) == {"1", "2"} and 0 <= m["recall"]["2"] <= 1
+    assert m["gender_agreement"]["voice_classifier"] == 1.0  # dummy predictions equal the labels
+    table = pq.read_table(root / "eval/non_prior/per_sample.parquet")
+    assert table.num_rows == 6 and {"key", "angle", "primed_angle", "rank"} <= set(table.column_names)
+    with np.load(root / "eval/non_prior/faces.npz") as faces:
+        assert faces["faces"].shape == (2, 3, IMAGE_SIZE, IMAGE_SIZE, 3) and faces["faces"].dtype == np.uint8
+    assert (root / "eval/non_prior/grid.png").stat().st_size > 0
+    assert json.loads((root / "eval/male/metrics.json").read_text())["n_samples"] == 3
+
+
+def test_evaluation_is_deterministic(workspace, tmp_path):
+    p = workspace
+    evaluate_variant("male", p["shards"], p["features"], p["priors"], p["gender"], p["models"] / "encoder-male.pt",
+                     p["models"] / "decoder.pt", p["face_encoder"], tmp_path / "male", tmp_path / "m.json",
+                     TINY_EVALUATE)
+    for name in ("per_sample.parquet", "faces.npz", "grid.png", "metrics.json"):
+        assert (tmp_path / "male" / name).read_bytes() == (p["root"] / "eval/male" / name).read_bytes(), name
+
+
+def test_report(workspace, tmp_path):
+    written = write_report(workspace["root"] / "eval", tmp_path / "reports", {"grid_columns": 4})
+    assert [w.name for w in written] == ["table4.md", "figure6.png", "figure5.png", "summary.json"]
+    text = (tmp_path / "reports/table4.md").read_text()
+    for v in VARIANTS:
+        assert f"| {v} |" in text
+    assert "Face-to-Face" in text and "chance" in text
+    summary = json.loads((tmp_path / "reports/summary.json").read_text())
+    assert summary["gate"]["variant"] == "non_prior" and "chance" in summary["gate"]
+
+
+def test_wrong_variant_checkpoint_and_bad_prior(workspace, tmp_path):
+    p = workspace
+    with pytest.raises(EvaluationError, match="trained as variant 'male'"):
+        evaluate_variant("female", p["shards"], p["features"], p["priors"], p["gender"],
+                         p["models"] / "encoder-male.pt", p["models"] / "decoder.pt", p["face_encoder"],
+                         tmp_path / "x", tmp_path / "x.json", TINY_EVALUATE)
+    bad = tmp_path / "priors"
+    bad.mkdir()
+    np.savez(bad / "priors.npz", neutral=np.zeros(DIM + 1, np.float32), male=np.zeros(DIM + 1, np.float32),
+             female=np.zeros(DIM + 1, np.float32))
+    with pytest.raises(TrainingError, match="prior has shape"):
+        training.load_priors(bad, DIM)
+    with pytest.raises(TrainingError, match="unknown variant"):
+        training.get_variant("bogus")
+
+
+def test_resume_continues_from_last_epoch(workspace, tmp_path, monkeypatch, capsys):
+    p = workspace
+    out = tmp_path / "encoder.pt"
+    args = (p["shards"], p["features"], p["priors"], p["gender"], p["models"] / "decoder.pt", p["face_encoder"],
+            out, tmp_path / "m.json", tmp_path / "plots")
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_finish", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_encoder("non_prior", *args, {**TINY_ENCODER, "epochs": 1})
+    state = torch.load(training.resume_path_for(out), weights_only=True)
+    assert state["epoch"] == 1
+    monkeypatch.undo()
+    metrics = train_encoder("non_prior", *args, {**TINY_ENCODER, "epochs": 1 + 1})
+    # params changed (epochs), so the old state is ignored: fingerprint guards resumes from other params
+    assert "ignoring" in capsys.readouterr().err and metrics["epochs"] == 2
+    shutil.rmtree(tmp_path / "plots")
+    monkeypatch.setattr(training, "_finish", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_encoder("non_prior", *args, TINY_ENCODER)
+    monkeypatch.undo()
+    saved = torch.load(training.resume_path_for(out), weights_only=True)
+    saved["epoch"], saved["history"] = 1, saved["history"][:1]  # as if killed after the first of two epochs
+    torch.save(saved, training.resume_path_for(out))
+    metrics = train_encoder("non_prior", *args, TINY_ENCODER)
+    assert "resuming" in capsys.readouterr().err
+    assert metrics["epochs"] == 2 and metrics["loss_curve"][0] == pytest.approx(saved["history"][0]["loss"])
+    assert not training.resume_path_for(out).exists()
+    assert len((tmp_path / "plots/plots/metrics/train/loss.tsv").read_text().splitlines()) == 3
+
+
+def test_predict_cli_on_real_media(workspace, grid_dir, tmp_path, capsys):
+    from pipeline.predict import main
+
+    clip = sorted(p for p in grid_dir.iterdir() if p.suffix.lower() in (".mp4", ".mpg", ".wav", ".avi"))[0]
+    out = tmp_path / "face.png"
+    common = ["--encoder", str(workspace["models"] / "encoder-gender_fc.pt"),
+              "--decoder", str(workspace["models"] / "decoder.pt"), "--priors", str(workspace["priors"])]
+    # gender_fc needs the voice gender classifier: a clear one-line error without it
+    assert main(["--audio", str(clip), *common, "--out", str(out)]) == 2
+    assert "--gender-model" in capsys.readouterr().err
+    common[1] = str(workspace["models"] / "encoder-male.pt")
+    assert main(["--audio", str(clip), *common, "--out", str(out)]) == 0
+    from PIL import Image
+
+    assert Image.open(out).size == (IMAGE_SIZE, IMAGE_SIZE)
+    assert main(["--audio", __file__, *common, "--out", str(out)]) == 2
+    assert "not an audio or video file" in capsys.readouterr().err
+    assert main(["--audio", str(clip), *common[:2], "--decoder", str(workspace["face_encoder"]),
+                 "--out", str(out)]) == 2
+    assert "expected 'face_decoder'" in capsys.readouterr().err
