@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +41,7 @@ TINY_PARAMS: dict[str, Any] = {
     "preprocess": {"image_size": 64},
     "face_encoder": {"width": 0.0625, "fc_dim": 64, "epochs": 1, "batch_size": 8},
     "features": {"batch_size": 16},
-    "gender": {"width": 0.0625, "epochs": 1, "batch_size": 8},
+    "gender": {"width": 0.0625, "epochs": 3, "batch_size": 8},  # 1 epoch may predict one gender only
     "priors": {"n": 4, "convergence_n": [2, 4]},
     "train_decoder": {"width": 0.0625, "fc1_dim": 32, "epochs": 1, "batch_size": 8},
     "train_encoder": {"variants": ["non_prior", "neutral_fc"], "width": 0.0625, "epochs": 1, "batch_size": 8},
@@ -62,6 +64,10 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     env["DVC_NO_ANALYTICS"] = "1"
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # One BLAS/OpenMP thread: the tiny models gain nothing from more on a shared 2-core box, and a fixed thread
+    # count keeps CPU float reductions in the same order from run to run.
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
     for key, value in _GIT_IDENTITY.items():
         env.setdefault(key, value)
     if extra:
@@ -188,6 +194,13 @@ def commit_all(project: str | Path, message: str) -> None:
         run_git(project, "commit", "-q", "-m", message)
 
 
+def session_base(tmp_path_factory: Any) -> Path:
+    """A directory unique to this pytest session and shared by all its xdist workers (for ``shared_tiny_run``)."""
+    base = Path(tmp_path_factory.getbasetemp())
+    # Under xdist each worker has basetemp .../pytest-N/popen-gwK; .../pytest-N is the session's own directory.
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 def shared_tiny_run(
     base: str | Path,
     targets: Sequence[str] = (),
@@ -231,3 +244,44 @@ def clone_workspace(src: str | Path, dst: str | Path) -> Path:
     """A full copy of a project workspace (git history, DVC cache, outputs) that can be changed freely."""
     shutil.copytree(src, dst, symlinks=True)
     return Path(dst)
+
+
+def ran_stages(dvc_output: str) -> set[str]:
+    """Names of the stages whose command DVC executed, from ``dvc repro``/``dvc exp run`` output."""
+    return set(re.findall(r"^Running stage '([^']+)':", dvc_output, flags=re.M))
+
+
+def changed_stages(project: str | Path) -> set[str]:
+    """Stages ``dvc status --json`` reports as changed themselves (not counting what they would trigger)."""
+    proc = run_dvc(project, "status", "--json", check=True)
+    return set(json.loads(proc.stdout or "{}"))
+
+
+def dag_edges(project: str | Path) -> set[tuple[str, str]]:
+    """``(upstream, downstream)`` stage pairs of the project's DAG, from ``dvc dag --dot``."""
+    proc = run_dvc(project, "dag", "--dot", check=True)
+    return set(re.findall(r'^"([^"]+)" -> "([^"]+)";', proc.stdout, flags=re.M))
+
+
+def with_descendants(stages: set[str], edges: set[tuple[str, str]]) -> set[str]:
+    """``stages`` plus every stage downstream of them: what one ``dvc repro`` may run after they change."""
+    closure = set(stages)
+    frontier = list(stages)
+    while frontier:
+        node = frontier.pop()
+        for up, down in edges:
+            if up == node and down not in closure:
+                closure.add(down)
+                frontier.append(down)
+    return closure
+
+
+def lock_outs(project: str | Path) -> dict[str, str]:
+    """``{out path: md5}`` for every stage output recorded in the project's ``dvc.lock``."""
+    with (Path(project) / "dvc.lock").open(encoding="utf-8") as fh:
+        lock = yaml.safe_load(fh) or {}
+    outs: dict[str, str] = {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            outs[out["path"]] = out.get("md5", "")
+    return outs
