@@ -81,6 +81,8 @@ class RowOutcome:
     clip: Path | None = None
     ext: str = ""
     record: dict[str, Any] | None = None
+    fetch_s: float = 0.0   # yt-dlp / ffmpeg time over all attempts
+    probe_s: float = 0.0   # ffprobe checks of what was fetched
 
 
 def _fetch_once(row: dict[str, Any], settings: DownloadSettings, work: Path) -> FetchResult:
@@ -126,8 +128,15 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -
         began = time.monotonic()
         record = {"key": key, "source": str(row["source"]), "attempt": attempt, "bytes": 0}
         try:
-            fetched = _fetch_once(row, settings, work)
-            size, info = _check(fetched, row, float(settings.duration_tolerance))
+            try:
+                fetched = _fetch_once(row, settings, work)
+            finally:
+                outcome.fetch_s += time.monotonic() - began
+            probe_began = time.monotonic()
+            try:
+                size, info = _check(fetched, row, float(settings.duration_tolerance))
+            finally:
+                outcome.probe_s += time.monotonic() - probe_began
         except AttemptError as exc:
             final = not exc.retryable or attempt == attempts_allowed
             message = str(exc).replace(str(tmp_root), "<tmp>")
@@ -184,9 +193,11 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
 
     outcomes = list(pool.map(job, plan.rows))
     clips = [(o.key, o.ext, o.clip, o.record) for o in outcomes if o.clip is not None]
+    write_began = time.monotonic()
     tar_bytes = write_clip_tar(work_dir / f"{plan.name}.tar", clips)
     attempts = [a for o in outcomes for a in o.attempts]
     write_attempts(work_dir / f"{plan.name}.parquet", attempts)
+    write_s = time.monotonic() - write_began
     shutil.rmtree(tmp_root, ignore_errors=True)
     finals = [o.attempts[-1] for o in outcomes]
     if crash_before_stats:
@@ -200,6 +211,10 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
         "attempts": len(attempts), "retries": sum(a["status"] == "retry" for a in attempts),
         "clip_bytes": sum(f["bytes"] for f in finals), "tar_bytes": tar_bytes,
         "seconds": round(time.monotonic() - began, 3),
+        # time per step, summed over rows (threads overlap, so these can exceed "seconds")
+        "fetch_seconds": round(sum(o.fetch_s for o in outcomes), 3),
+        "probe_seconds": round(sum(o.probe_s for o in outcomes), 3),
+        "write_seconds": round(write_s, 3),
     }
     write_stats(work_dir / f"{plan.name}.stats.json", stats)
     return stats
@@ -263,6 +278,8 @@ def summarize(stats: list[dict[str, Any]]) -> dict[str, Any]:
         "rejected": sum(s["rejected"] for s in stats), "rejected_by_class": dict(sorted(by_class.items())),
         "attempts": sum(s["attempts"] for s in stats), "retries": sum(s["retries"] for s in stats),
         "clip_bytes": sum(s["clip_bytes"] for s in stats), "shards": len(stats),
+        **{k: round(sum(s.get(k, 0.0) for s in stats), 3)
+           for k in ("fetch_seconds", "probe_seconds", "write_seconds")},
         "splits": {k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
     }
     if totals["rows_in"] != totals["ok"] + totals["rejected"]:
