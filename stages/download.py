@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from pipeline.download import DownloadConfigError, DownloadSettings, run_download
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (section 'download')")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    # SIGTERM (e.g. a killed dvc repro) unwinds like Ctrl-C, so yt-dlp children are stopped; completed shards stay
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         settings = DownloadSettings.from_params(load_section("download", args.params))
         totals = run_download(args.manifest, args.out, settings, work_dir=args.work or None,

@@ -20,7 +20,9 @@ from tqdm import tqdm
 
 from pipeline.download.errors import AttemptError, DownloadConfigError, one_line
 from pipeline.download.plan import ShardPlan, plan_shards, read_manifest
-from pipeline.download.sources import FetchResult, cut_local, fetch_ytdlp, find_in_mirror, source_url
+from pipeline.download.sources import (
+    CANCELLED, FetchResult, cancel_children, cut_local, fetch_ytdlp, find_in_mirror, source_url,
+)
 from pipeline.download.writer import write_attempts, write_clip_tar, write_stats
 from pipeline.io import read_json, write_json
 from pipeline.media import MediaError, probe
@@ -146,7 +148,8 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -
             shutil.rmtree(work, ignore_errors=True)
             if final:
                 return outcome
-            time.sleep(float(settings.backoff) * 2 ** (attempt - 1))
+            if CANCELLED.wait(float(settings.backoff) * 2 ** (attempt - 1)):
+                return outcome  # interrupted: this shard will not be written anyway
             continue
         outcome.attempts.append({**record, "status": "ok", "error_class": "", "error_message": "",
                                  "bytes": size, "seconds": round(time.monotonic() - began, 3)})
@@ -231,6 +234,7 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
                  progress: bool = True) -> dict[str, Any]:
     """Download every manifest row into raw shards under ``out_dir``; return (and optionally write) totals."""
     out_dir, began = Path(out_dir), time.monotonic()
+    CANCELLED.clear()
     work_dir = Path(work_dir) if work_dir else out_dir.with_name(out_dir.name + ".partial")
     plans = plan_shards(read_manifest(manifest_dir), settings.shard_size, settings.content())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -243,8 +247,14 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
     rows_todo = sum(len(p.rows) for p in todo)
     with ThreadPoolExecutor(max_workers=int(settings.concurrency)) as pool, \
             tqdm(total=rows_todo, desc="download", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
-        for done, plan in enumerate(todo):
-            download_shard(plan, settings, work_dir, pool, bar, crash_before_stats=(done == crash_after))
+        try:
+            for done, plan in enumerate(todo):
+                download_shard(plan, settings, work_dir, pool, bar, crash_before_stats=(done == crash_after))
+        except BaseException:
+            # Ctrl-C / SIGTERM / a bug: stop children now, or the pool's shutdown would wait for every download
+            cancel_children()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
     planned = {p.name for p in plans}
     for plan in plans:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ YOUTUBE_URL = "https://www.youtube.com/watch?v={}"
 #: arguments that make ffmpeg's output bytes depend only on its input and arguments
 BITEXACT_ARGS = ["-threads", "1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
                  "-map_metadata", "-1"]
+#: set when the run is being interrupted: no new child starts, running ones are killed by cancel_children()
+CANCELLED = threading.Event()
+_CHILDREN: set[subprocess.Popen] = set()
+_CHILDREN_LOCK = threading.Lock()
 MEDIA_EXTS = (".mp4", ".mkv", ".webm", ".mov", ".m4v", ".avi", ".mpg", ".mpeg", ".flv", ".ts")
 
 
@@ -97,21 +102,41 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def cancel_children() -> None:
+    """Stop starting yt-dlp children and kill the running ones with their ffmpeg (interrupted run).
+
+    The children run in their own sessions (so that a timeout can kill a whole group), which also means a
+    Ctrl-C or SIGTERM to the stage does not reach them: this is how they are stopped instead.
+    """
+    CANCELLED.set()
+    with _CHILDREN_LOCK:
+        children = list(_CHILDREN)
+    for proc in children:
+        _kill_group(proc)
+
+
 def fetch_ytdlp(url: str, start: float, end: float, work_dir: Path, settings: dict[str, Any]) -> FetchResult:
     """Download ``[start, end]`` of ``url`` with yt-dlp in a killable child process; raise AttemptError."""
     timeout = float(settings["timeout"])
     request = {"url": url, "options": ytdlp_options(start, end, work_dir, settings),
                "result": str(work_dir / "result.json")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.download.ytdlp_worker"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True, cwd=os.getcwd(),
-    )
+    with _CHILDREN_LOCK:
+        if CANCELLED.is_set():
+            raise AttemptError("error", "run interrupted")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.download.ytdlp_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True, cwd=os.getcwd(),
+        )
+        _CHILDREN.add(proc)
     try:
         _, stderr = proc.communicate(json.dumps(request).encode("utf-8"), timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise AttemptError("timeout", f"no result after {timeout:g} s (killed)") from None
+    finally:
+        with _CHILDREN_LOCK:
+            _CHILDREN.discard(proc)
     result_path = work_dir / "result.json"
     if not result_path.is_file():
         tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] if stderr else []

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,26 @@ def test_bad_input_is_one_sentence_not_a_traceback(tmp_path):
     write_params(tmp_path / "params.yaml", cookies="missing-cookies.txt")
     proc = run_stage(tmp_path)
     assert proc.returncode == 2 and "cookies file missing-cookies.txt not found" in proc.stderr
+
+
+def test_sigterm_stops_running_ytdlp_children(tmp_path):
+    from pipeline.testing.http import RangeHTTPServer
+
+    make_clip(tmp_path / "www" / "clip.mp4", duration=2.0)
+    with RangeHTTPServer(tmp_path / "www", slow_seconds=60) as server:
+        write_manifest(tmp_path / "manifest", [manifest_row(f"slow{i}", server.url("clip.mp4", "slow"), "url",
+                                                            start=0.0, end=1.0) for i in range(2)])
+        write_params(tmp_path / "params.yaml", timeout=120)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "DVC_NO_ANALYTICS": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "stages.download", "--manifest", "manifest", "--out", "raw",
+                                 "--no-progress"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len(server.requests) < 2 and time.monotonic() < deadline:  # both children are waiting on us
+            time.sleep(0.2)
+        began = time.monotonic()
+        proc.terminate()
+        proc.communicate(timeout=30)
+        assert proc.returncode == 128 + 15
+        assert time.monotonic() - began < 15  # did not wait out the 60-s responses
+    assert not list((tmp_path / "raw").glob("*.stats.json"))
