@@ -10,6 +10,7 @@ import time
 
 from pipeline.params import ParamsError, load_section
 from pipeline.sample import SampleConfig, SampleConfigError, generate_sample
+from pipeline.sample.generate import default_workers
 from pipeline.sample.encode import EncodeError
 
 
@@ -17,11 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="output directory (avspeech.csv, labels.csv, clips/)")
     parser.add_argument("--params", default="params.yaml", help="params file (section 'sample')")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="rendering processes (0 = up to 4 by CPU count; the output is the same for any value)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     try:
         cfg = SampleConfig.from_params(load_section("sample", args.params))
-        summary = generate_sample(args.out, cfg)
+        summary = generate_sample(args.out, cfg, workers=args.workers or default_workers())
     except (ParamsError, SampleConfigError, EncodeError, TypeError) as exc:
         print(f"sample: error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@ speakers or clips leaves the existing ones unchanged.
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,8 +130,24 @@ def csv_line(plan: ClipPlan) -> str:
     return f"clips/{plan.stem}.mp4,{plan.start:.3f},{plan.end:.3f},{plan.x:.6f},{plan.y:.6f}\n"
 
 
-def generate_sample(out_dir: str | Path, cfg: SampleConfig, progress: bool = True) -> SampleSummary:
-    """Write the whole sample into ``out_dir`` (see the module docstring) and return a summary."""
+def _render_job(job: tuple[SampleConfig, int, int, str]) -> float:
+    cfg, speaker_index, clip, path = job
+    plan, rng = plan_clip(cfg, make_speaker(cfg.seed, speaker_index), clip)
+    render_clip(cfg, plan, rng, Path(path))
+    return plan.n_frames / cfg.fps
+
+
+def default_workers() -> int:
+    """Worker processes for rendering: the machine's cores, at most 4 (the output does not depend on it)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def generate_sample(out_dir: str | Path, cfg: SampleConfig, progress: bool = True,
+                    workers: int = 1) -> SampleSummary:
+    """Write the whole sample into ``out_dir`` (see the module docstring) and return a summary.
+
+    ``workers`` > 1 renders clips in that many processes; every clip has its own RNG stream, so the bytes
+    are the same for any number of workers."""
     if cfg.audio_rate % cfg.fps:
         raise SampleConfigError("sample.audio_rate must be a multiple of sample.fps (whole samples per frame)")
     out_dir = Path(out_dir)
@@ -141,10 +159,19 @@ def generate_sample(out_dir: str | Path, cfg: SampleConfig, progress: bool = Tru
     for stale in clips_dir.glob("*.mp4"):  # a smaller config must not leave old clips behind
         if stale.name not in wanted:
             stale.unlink()
+    jobs = [(cfg, p.speaker.index, p.clip, str(clips_dir / f"{p.stem}.mp4")) for p, _ in plans]
+    bar = tqdm(total=len(jobs), desc="sample clips", unit="clip", disable=not progress)
     seconds = 0.0
-    for plan, rng in tqdm(plans, desc="sample clips", unit="clip", disable=not progress):
-        render_clip(cfg, plan, rng, clips_dir / f"{plan.stem}.mp4")
-        seconds += plan.n_frames / cfg.fps
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for done in pool.map(_render_job, jobs):
+                seconds += done
+                bar.update()
+    else:
+        for job in jobs:
+            seconds += _render_job(job)
+            bar.update()
+    bar.close()
     atomic_write_bytes(out_dir / "avspeech.csv", "".join(csv_line(p) for p, _ in plans).encode("utf-8"))
     labels = ["video_id,speaker_id,gender,age_group\n"]
     labels += [f"{p.stem},{p.speaker.speaker_id},{p.speaker.gender},{p.speaker.age_group}\n" for p, _ in plans]
