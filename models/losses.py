@@ -97,11 +97,12 @@ class DecoderLoss(nn.Module):
             raise ValueError(f"DecoderLoss needs two (B, C, H, W) batches of the same shape, "
                              f"got {tuple(recon01.shape)} and {tuple(target01.shape)}")
         self.check_size(*recon01.shape[-2:])
-        # MS-SSIM in fp32: its products of powers are unstable in bf16/fp16.
+        # Image terms in fp32 even under autocast: MS-SSIM's products of powers are unstable in bf16/fp16.
         recon32, target32 = recon01.float(), target01.float()
-        msssim = ms_ssim(recon32, target32, data_range=1.0, size_average=True, win_size=self.win_size,
-                         win_sigma=self.sigma, weights=self.weights)
-        l1 = gaussian_weighted_l1(recon32, target32, self.window)
+        with torch.autocast(device_type=recon01.device.type, enabled=False):
+            msssim = ms_ssim(recon32, target32, data_range=1.0, size_average=True, win_size=self.win_size,
+                             win_sigma=self.sigma, weights=self.weights)
+            l1 = gaussian_weighted_l1(recon32, target32, self.window)
         loss = self.alpha * (1.0 - msssim) + (1.0 - self.alpha) * l1
         parts = {"msssim": float(msssim.detach()), "l1": float(l1.detach())}
         parts["image"] = float(loss.detach())

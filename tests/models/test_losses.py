@@ -113,3 +113,14 @@ def test_tri_item_grad_reaches_only_the_encoder():
     assert all(p.grad is not None for p in encoder.parameters() if p.requires_grad)
     assert encoder.fc2.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in decoder.parameters()) and all(p.grad is None for p in vgg.parameters())
+
+
+def test_decoder_loss_image_terms_stay_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    recon, target = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    criterion = DecoderLoss(msssim_win_size=3)
+    reference, _ = criterion(recon, target)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = criterion(recon.bfloat16(), target)
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(reference.item(), abs=5e-3)  # only the bf16 rounding of recon differs
