@@ -33,7 +33,8 @@ from tqdm import tqdm
 from pipeline import metrics as M
 from pipeline.io import atomic_path, write_json
 from pipeline.training import (ARCH_DECODER, ARCH_ENCODER, ARCH_FACE_ENCODER, PriorSelector, TrainingError,
-                               get_variant, load_frozen, load_gender_predictions, load_priors, sample_gender,
+                               get_variant, load_frozen, load_gender_predictions, load_priors, priors_needed,
+                               sample_gender,
                                subset_filter)
 
 
@@ -109,7 +110,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     variant = get_variant(variant_name)
     device = resolve_device(params.get("device", "auto"))
     dim = feature_dim(features_dir)
-    priors = load_priors(priors_dir, dim)  # male/female priors are also the gender probe
+    priors = load_priors(priors_dir, dim, priors_needed(variant))  # male/female are also the gender probe
     predictions = load_gender_predictions(gender_dir)
     face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
     decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)
@@ -205,9 +206,11 @@ def summarize(variant: str, keys: list[str], speakers: list[str], genders: list[
     out["median_rank"] = float(np.median(ranks) + 1)
     gender = {}
     for name, key in (("generated", "speech_face"), ("face_to_face", "face_to_face"), ("true_face", "true")):
+        if "male" not in priors or "female" not in priors:  # one gender absent from training: no probe
+            gender[name] = None
+            continue
         probe = M.nearest_prior_gender(arrays[key], priors["male"], priors["female"])
-        acc, count = M.agreement(list(probe), genders)
-        gender[name] = acc
+        gender[name] = M.agreement(list(probe), genders)[0]
     gender["labelled_samples"] = M.agreement(["M"] * n, genders)[1]
     if predictions:
         voice = [predictions.get(k, (None, None))[1] for k in keys]

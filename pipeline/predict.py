@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from pipeline.training import (ARCH_DECODER, ARCH_ENCODER, TrainingError, get_variant, load_frozen, load_priors,
-                               run_main)
+                               priors_needed, run_main)
 
 ARCH_GENDER = "voice_gender"
 
@@ -72,7 +72,7 @@ def predict_face(audio: str | Path, encoder_path: str | Path, decoder_path: str 
     if variant.prior is not None:
         if priors_path is None:
             raise PredictError(f"the {variant.name} encoder needs --priors (data/priors)")
-        priors = load_priors(priors_path, dim)
+        priors = load_priors(priors_path, dim, priors_needed(variant))
         if variant.prior == "gender":
             if gender_model is None:
                 raise PredictError(f"the {variant.name} encoder needs --gender-model (data/gender/model.pt)")

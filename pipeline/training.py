@@ -70,23 +70,40 @@ def get_variant(name: str) -> Variant:
 # ----------------------------------------------------------------------------------------------- inputs
 
 
-def load_priors(priors_dir: str | Path, dim: int) -> dict[str, np.ndarray]:
-    """``neutral``/``male``/``female`` float32 ``[dim]`` priors from ``priors.npz``, checked against ``dim``."""
+def load_priors(priors_dir: str | Path, dim: int, needed: tuple[str, ...] = ("neutral",)) -> dict[str, np.ndarray]:
+    """The float32 ``[dim]`` priors of ``priors.npz`` (``neutral``/``male``/``female``), checked against ``dim``.
+
+    Every prior in ``needed`` must be present and ``dim``-d; a prior outside ``needed`` that is empty (no
+    training sample of that gender) is left out, one of another non-zero size is still an error.
+    """
     path = Path(priors_dir) / "priors.npz" if Path(priors_dir).is_dir() else Path(priors_dir)
     if not path.is_file():
         raise TrainingError(f"priors file {path} not found (run the priors stage first)")
     with np.load(path, allow_pickle=False) as data:
-        priors = {name: np.asarray(data[name], dtype=np.float32) for name in ("neutral", "male", "female")
-                  if name in data}
-    for name in ("neutral", "male", "female"):
-        if name not in priors:
-            raise TrainingError(f"priors file {path} has no '{name}' prior")
-        if priors[name].shape != (dim,):
+        found = {name: np.asarray(data[name], dtype=np.float32).reshape(-1) if np.ndim(data[name]) <= 1
+                 else np.asarray(data[name], dtype=np.float32) for name in ("neutral", "male", "female")
+                 if name in data}
+    priors = {}
+    for name, prior in found.items():
+        if prior.size == 0 and name not in needed:
+            continue
+        if prior.shape != (dim,):
             raise TrainingError(
-                f"the {name} prior has shape {priors[name].shape} but the face features are {dim}-d"
-                " (priors and features come from different runs?)"
-            )
+                f"the {name} prior has shape {prior.shape} but the face features are {dim}-d"
+                + (" (no training sample of that gender?)" if prior.size == 0 else
+                   " (priors and features come from different runs?)"))
+        priors[name] = prior
+    missing = [name for name in needed if name not in priors]
+    if missing:
+        raise TrainingError(f"priors file {path} has no {', '.join(missing)} prior")
     return priors
+
+
+def priors_needed(variant: Variant) -> tuple[str, ...]:
+    """Names of the priors a variant uses."""
+    if variant.prior is None:
+        return ()
+    return ("male", "female") if variant.prior == "gender" else (variant.prior,)
 
 
 def load_gender_predictions(gender_dir: str | Path) -> dict[str, tuple[str | None, str]]:
@@ -358,7 +375,7 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     device = resolve_device(params.get("device", "auto"))
     seed_everything(int(params["seed"]))
     dim = feature_dim(features_dir)
-    priors = load_priors(priors_dir, dim) if variant.prior is not None else None
+    priors = load_priors(priors_dir, dim, priors_needed(variant)) if variant.prior is not None else None
     predictions = load_gender_predictions(gender_dir) if (variant.prior == "gender" or variant.subset) else {}
     face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
     decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)

@@ -1,0 +1,89 @@
+"""THE end-to-end test: ``dvc repro`` of the whole DAG on a tiny config in a throw-away copy of the project.
+
+Checks every stage's outputs exist with the right shapes and keys, that ``dvc plots show`` renders the loss
+curves, that a second ``dvc repro`` has nothing to do, and that the training/evaluation stages refuse bad input
+with one line. Tiny config: ``pipeline.testing.project.TINY_PARAMS`` (8 speakers x 2 clips, 64 px faces,
+1/16 widths, 1 epoch, variants non_prior and neutral_fc).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.testing.project import TINY_PARAMS, run_dvc, shared_tiny_run, tool_env
+
+VARIANTS = TINY_PARAMS["train_encoder"]["variants"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    # Under pytest-xdist the parent of a worker's basetemp is this session's directory (shared by the workers);
+    # without xdist the parent is shared by every session, so a stale run could be reused: use basetemp then.
+    base = tmp_path_factory.getbasetemp()
+    return shared_tiny_run(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+
+
+def test_every_output_exists_with_the_right_shapes(project):
+    from pipeline.checkpoints import read_header
+    from pipeline.feature_files import feature_dim
+    from pipeline.shards import iter_samples, list_shards
+
+    for split in ("train", "test"):
+        shards = list_shards(project / "data/shards", split)
+        assert shards, split
+        sample = next(iter_samples(shards[:1]))
+        assert sample["face"].shape == (64, 64, 3) and sample["spec"].shape == (2, 257, 598)
+    dim = feature_dim(project / "data/features")
+    with np.load(project / "data/priors/priors.npz") as priors:
+        assert priors["neutral"].shape == (dim,) and priors["male"].shape == (dim,)
+    decoder = read_header(project / "data/models/decoder.pt")
+    assert decoder["arch"] == "face_decoder" and decoder["config"]["feature_dim"] == dim
+    assert decoder["config"]["image_size"] == 64
+    assert json.loads((project / "metrics/decoder.json").read_text())["epochs"] == 1
+    assert (project / "plots/decoder/plots/metrics/train/loss.tsv").is_file()
+    for v in VARIANTS:
+        header = read_header(project / f"data/models/encoder-{v}.pt")
+        assert header["variant"] == v and header["config"]["feature_dim"] == dim
+        assert (project / f"plots/encoder-{v}/plots/metrics/train/loss.tsv").is_file()
+        m = json.loads((project / f"metrics/eval-{v}.json").read_text())
+        assert {"l1", "l2", "angle", "primed_l1", "primed_l2", "primed_angle", "face_to_face_angle", "recall",
+                "recall_chance", "speaker_recall", "gender_agreement"} <= set(m)
+        assert set(m["recall"]) == {"1", "2"} and m["n_samples"] > 0
+        for name in ("per_sample.parquet", "faces.npz", "grid.png", "metrics.json", "history.json"):
+            assert (project / f"data/eval/{v}/{name}").is_file(), name
+    for name in ("table4.md", "figure6.png", "figure5.png", "summary.json"):
+        assert (project / "reports" / name).stat().st_size > 0, name
+    table = (project / "reports/table4.md").read_text()
+    assert all(f"| {v} |" in table for v in VARIANTS)
+    summary = subprocess.run([sys.executable, "-m", "pipeline.summary"], cwd=project, env=tool_env(),
+                             capture_output=True, text=True)
+    assert summary.returncode == 0 and "recall@" in summary.stdout
+
+
+def test_nothing_to_do_and_plots_render(project, tmp_path):
+    status = run_dvc(project, "status", check=True)
+    assert "changed" not in status.stdout, status.stdout
+    proc = run_dvc(project, "plots", "show", "-o", str(tmp_path / "plots"), check=True)
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "encoder-non_prior" in html and "decoder" in html, proc.stdout
+
+
+def test_stages_refuse_bad_input_with_one_line(project):
+    cmd = [sys.executable, "-m", "stages.evaluate", "--variant", "neutral_fc", "--shards", "data/shards",
+           "--features", "data/features", "--priors", "data/priors", "--gender", "data/gender",
+           "--encoder", "data/models/encoder-non_prior.pt", "--decoder", "data/models/decoder.pt",
+           "--face-encoder", "data/models/face_encoder.pt", "--out", "/dev/null/x", "--metrics", "/dev/null/y"]
+    proc = subprocess.run(cmd, cwd=project, env=tool_env(), capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error:")
+    assert "trained as variant 'non_prior'" in proc.stderr.strip().splitlines()[-1]
+    cmd = [sys.executable, "-m", "stages.train_encoder", "--variant", "neutral", "--shards", "data/shards",
+           "--features", "data/features", "--priors", "data/nope", "--gender", "data/gender",
+           "--decoder", "data/models/decoder.pt", "--face-encoder", "data/models/face_encoder.pt",
+           "--out", "/dev/null/x", "--metrics", "/dev/null/y", "--plots", "/dev/null/z"]
+    proc = subprocess.run(cmd, cwd=project, env=tool_env(), capture_output=True, text=True)
+    assert proc.returncode == 2 and "priors file" in proc.stderr and "Traceback" not in proc.stderr
