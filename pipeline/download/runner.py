@@ -139,11 +139,13 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -
                 size, info = _check(fetched, row, float(settings.duration_tolerance))
             finally:
                 outcome.probe_s += time.monotonic() - probe_began
-        except AttemptError as exc:
-            final = not exc.retryable or attempt == attempts_allowed
-            message = str(exc).replace(str(tmp_root), "<tmp>")
+        except Exception as exc:  # noqa: BLE001 - one bad row must become a recorded rejection, not a crash
+            error = exc if isinstance(exc, AttemptError) else AttemptError(
+                "error", one_line(f"{type(exc).__name__}: {exc}"))
+            final = not error.retryable or attempt == attempts_allowed
+            message = str(error).replace(str(tmp_root), "<tmp>")
             outcome.attempts.append({**record, "status": "rejected" if final else "retry",
-                                     "error_class": exc.error_class, "error_message": message,
+                                     "error_class": error.error_class, "error_message": message,
                                      "seconds": round(time.monotonic() - began, 3)})
             shutil.rmtree(work, ignore_errors=True)
             if final:

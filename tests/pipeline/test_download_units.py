@@ -88,3 +88,26 @@ def test_find_in_mirror(tmp_path):
     (tmp_path / "abcdefghijk.info.json").write_bytes(b"{}")
     assert find_in_mirror(tmp_path, "abcdefghijk") == tmp_path / "abcdefghijk.mp4"
     assert find_in_mirror(tmp_path, "zzzzzzzzzzz") is None
+
+
+def test_retries_with_backoff_then_rejects_and_unexpected_errors_are_recorded(tmp_path, monkeypatch):
+    from pipeline.download import runner
+
+    calls = []
+
+    def flaky(row, settings, work):
+        calls.append(row["key"])
+        if row["key"] == "net":
+            raise AttemptError("network", "Connection reset by peer")
+        raise RuntimeError("a bug in a source")
+
+    monkeypatch.setattr(runner, "_fetch_once", flaky)
+    sleeps = []
+    monkeypatch.setattr(runner.CANCELLED, "wait", lambda seconds: sleeps.append(seconds) or False)
+    settings = DownloadSettings(retries=2, backoff=0.5)
+    net = runner.fetch_row(manifest_row("net", "/x.mp4"), settings, tmp_path)
+    assert [a["status"] for a in net.attempts] == ["retry", "retry", "rejected"]
+    assert [a["attempt"] for a in net.attempts] == [1, 2, 3] and sleeps == [0.5, 1.0]
+    bug = runner.fetch_row(manifest_row("bug", "/x.mp4"), settings, tmp_path)
+    assert [(a["status"], a["error_class"]) for a in bug.attempts] == [("rejected", "error")]
+    assert "RuntimeError: a bug in a source" in bug.attempts[0]["error_message"]
