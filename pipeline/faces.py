@@ -137,13 +137,15 @@ class FaceAlignmentDetector:
 
     name = "face_alignment"
 
-    def __init__(self, device: str = "auto", weights_dir: str | Path | None = None, threshold: float = 0.5):
+    def __init__(self, device: str = "auto", weights_dir: str | Path | None = None, threshold: float = 0.5,
+                 max_faces: int = 8):
         import face_alignment
         import torch.hub
 
         from pipeline.device import resolve_device
 
         self.device = str(resolve_device(device))
+        self.max_faces = int(max_faces)
         with _torch_hub_dir(weights_dir):
             ckpt = Path(torch.hub.get_dir()) / "checkpoints"
             missing = [n for n in (S3FD_FILE, FAN_FILE) if not (ckpt / n).is_file()]
@@ -158,7 +160,9 @@ class FaceAlignmentDetector:
         detected = self._fa.face_detector.detect_from_image(np.ascontiguousarray(frame_rgb))
         if detected is None or len(detected) == 0:
             return []
-        boxes = [np.asarray(d, dtype=np.float64)[:5] for d in detected]
+        # FAN costs ~0.1-1 s per box on CPU: keep the most confident few (a talking-head frame has 1-3 faces)
+        boxes = sorted((np.asarray(d, dtype=np.float64)[:5] for d in detected), key=lambda b: -b[4])
+        boxes = boxes[: self.max_faces]
         landmarks = self._fa.get_landmarks_from_image(frame_rgb, detected_faces=boxes) or []
         out = []
         for i, (x0, y0, x1, y1, score) in enumerate(boxes):
