@@ -102,6 +102,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _child_env() -> dict[str, str]:
+    """The environment with this checkout first on PYTHONPATH, so the worker imports from any cwd."""
+    root = str(Path(__file__).resolve().parents[2])
+    rest = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, rest]) if rest else root}
+
+
 def cancel_children() -> None:
     """Stop starting yt-dlp children and kill the running ones with their ffmpeg (interrupted run).
 
@@ -126,7 +133,7 @@ def fetch_ytdlp(url: str, start: float, end: float, work_dir: Path, settings: di
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.download.ytdlp_worker"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True, cwd=os.getcwd(),
+            start_new_session=True, cwd=os.getcwd(), env=_child_env(),
         )
         _CHILDREN.add(proc)
     try:
