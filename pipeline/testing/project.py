@@ -124,7 +124,8 @@ def project_files(src: str | Path = REPO_ROOT) -> list[str]:
         capture_output=True,
         check=True,
     ).stdout.decode("utf-8")
-    return sorted({p for p in out.split("\0") if p and (Path(src) / p).is_file()})
+    # dvc.lock records someone's last run of their params; a copy made to run other params starts without one.
+    return sorted({p for p in out.split("\0") if p and p != "dvc.lock" and (Path(src) / p).is_file()})
 
 
 def copy_project(dst: str | Path, src: str | Path = REPO_ROOT, commit: bool = True) -> Path:
