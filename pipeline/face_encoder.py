@@ -219,7 +219,7 @@ def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_
                                f"{len(identities)}")
     generator = seed_everything(seed)
     config = {"width": float(params["width"]), "image_size": int(image_size), "fc_dim": int(params["fc_dim"]),
-              "num_classes": len(identities), "fc7_relu": True}
+              "num_classes": len(identities), "fc7_relu": True, "dropout": float(params.get("dropout", 0.5))}
     model = VGGFace(**config)
     init_vgg_(model)
     model.to(device)

@@ -17,7 +17,7 @@ from pipeline.face_encoder import (FaceEncoderError, build_pretrained, count_par
 from pipeline.io import write_json
 from pipeline.params import ParamsError, load_section, require
 
-KEYS = ("source", "weights", "sha256", "width", "fc_dim", "epochs", "batch_size", "lr", "seed", "device")
+KEYS = ("source", "weights", "sha256", "width", "fc_dim", "epochs", "batch_size", "lr", "dropout", "seed", "device")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from stages import face_encoder, features, gender, priors
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PARAMS = {
     "face_encoder": {"source": "train", "weights": "", "sha256": "", "width": 0.0625, "fc_dim": 16, "epochs": 2,
-                     "batch_size": 4, "lr": 0.001, "seed": 0, "device": "cpu"},
+                     "batch_size": 4, "lr": 0.001, "dropout": 0.0, "seed": 0, "device": "cpu"},
     "features": {"fc7_relu": True, "batch_size": 5, "device": "cpu"},
     "gender": {"width": 0.0625, "epochs": 1, "batch_size": 4, "lr": 0.001, "seed": 0, "device": "cpu"},
     "priors": {"n": 100, "seed": 0, "convergence_n": [2, 4]},
