@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-from pipeline.download.runner import DownloadSettings, run_download  # noqa: E402
+from pipeline.download.runner import STEP_KEYS, DownloadSettings, run_download  # noqa: E402
 from pipeline.media import probe  # noqa: E402
 from pipeline.testing.download import manifest_row, write_manifest  # noqa: E402
 from pipeline.testing.http import RangeHTTPServer  # noqa: E402
@@ -57,7 +57,7 @@ def bench(name: str, clips: list[Path], mode: str, tmp: Path, concurrency: int) 
     finally:
         if server:
             server.stop()
-    steps = {k: totals[k] for k in ("fetch_seconds", "probe_seconds", "write_seconds")}
+    steps = {k: totals["timings"][k] for k in STEP_KEYS}  # timings live in the metrics, not the shards
     busy = sum(steps.values()) or 1.0
     split = ", ".join(f"{k.split('_')[0]} {v:.2f} s ({100 * v / busy:.0f}%)" for k, v in steps.items())
     print(f"{name:<24} {mode:<5} {totals['ok']:>3}/{totals['rows_in']:<3} ok  {wall:6.2f} s  "

@@ -1,6 +1,8 @@
 """Error classes of the download stage (short codes in the attempts table) and their classification."""
 from __future__ import annotations
 
+import re
+
 #: every class an attempt can end with; ``ok`` is not an error
 ERROR_CLASSES = ("unavailable", "network", "truncated", "timeout", "corrupt", "missing_in_mirror", "error")
 #: only these are worth another attempt (the others will fail the same way again)
@@ -21,6 +23,9 @@ class AttemptError(Exception):
     @property
     def retryable(self) -> bool:
         return self.error_class in RETRYABLE
+
+
+_POINTER_RE = re.compile(r" @ 0x[0-9a-fA-F]+")
 
 
 # Lower-cased substrings of yt-dlp / ffmpeg messages, checked in this order (first match wins). YouTube's
@@ -49,6 +54,10 @@ def classify_message(message: str) -> str:
 
 
 def one_line(message: str, limit: int = 500) -> str:
-    """Collapse a (possibly multi-line, ANSI-coloured) message to one line of at most ``limit`` characters."""
-    text = " ".join(str(message).replace("\x1b[0;31m", "").replace("\x1b[0m", "").split())
+    """Collapse a (possibly multi-line, ANSI-coloured) message to one line of at most ``limit`` characters.
+
+    ffmpeg's context addresses (``[mov,mp4 @ 0x55d1c0a2b440]``) are dropped: the message goes into the attempts
+    table, which must be the same bytes on every run.
+    """
+    text = " ".join(_POINTER_RE.sub("", str(message)).replace("\x1b[0;31m", "").replace("\x1b[0m", "").split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

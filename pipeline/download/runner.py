@@ -4,6 +4,9 @@ Shards are built in a work directory beside the output (``<out>.partial``, not a
 ``dvc repro`` clearing ``data/raw`` after an interrupted run) and moved into the output at the end. A shard is
 complete when its stats JSON exists (written last) and records the plan's fingerprint; anything else is redone
 from scratch. Every row ends as exactly one ``ok`` or ``rejected`` attempt, after any ``retry`` attempts.
+
+Shard files hold no timings (they must be byte-identical between runs, see ``writer``); the time spent per step
+and per shard goes to the metrics JSON under ``timings``, for the shards fetched in this run.
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from pipeline.media import MediaError, probe
 #: test hook: after this many shards completed in this run, die (like a kill) before the next shard's stats
 CRASH_ENV = "S2F_DOWNLOAD_CRASH_AFTER_SHARDS"
 SHARD_SUFFIXES = (".tar", ".parquet", ".stats.json")
+#: per-step timing keys of a shard (metrics only): steps summed over rows, so threads can exceed "seconds"
+STEP_KEYS = ("fetch_seconds", "probe_seconds", "write_seconds")
 
 
 @dataclass(frozen=True)
@@ -127,8 +132,8 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -
         work = tmp_root / f"{key}.{attempt}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        began = time.monotonic()
         record = {"key": key, "source": str(row["source"]), "attempt": attempt, "bytes": 0}
+        began = time.monotonic()
         try:
             try:
                 fetched = _fetch_once(row, settings, work)
@@ -143,10 +148,10 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -
             error = exc if isinstance(exc, AttemptError) else AttemptError(
                 "error", one_line(f"{type(exc).__name__}: {exc}"))
             final = not error.retryable or attempt == attempts_allowed
-            message = str(error).replace(str(tmp_root), "<tmp>")
+            # the work directory's path (relative or absolute) is machine-specific: keep it out of the data
+            message = str(error).replace(str(tmp_root.resolve()), "<tmp>").replace(str(tmp_root), "<tmp>")
             outcome.attempts.append({**record, "status": "rejected" if final else "retry",
-                                     "error_class": error.error_class, "error_message": message,
-                                     "seconds": round(time.monotonic() - began, 3)})
+                                     "error_class": error.error_class, "error_message": message})
             shutil.rmtree(work, ignore_errors=True)
             if final:
                 return outcome
@@ -154,7 +159,7 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -
                 return outcome  # interrupted: this shard will not be written anyway
             continue
         outcome.attempts.append({**record, "status": "ok", "error_class": "", "error_message": "",
-                                 "bytes": size, "seconds": round(time.monotonic() - began, 3)})
+                                 "bytes": size})
         ext = fetched.path.suffix.lstrip(".").lower()
         outcome.ext = ext if ext.isalnum() and len(ext) <= 5 else "bin"
         outcome.clip = fetched.path
@@ -183,8 +188,12 @@ def is_complete(directory: Path, plan: ShardPlan) -> bool:
 
 
 def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, pool: ThreadPoolExecutor,
-                   bar: tqdm, crash_before_stats: bool = False) -> dict[str, Any]:
-    """Fetch every row of ``plan`` and write its tar, attempts parquet and (last) stats into ``work_dir``."""
+                   bar: tqdm, crash_before_stats: bool = False) -> tuple[dict[str, Any], dict[str, float]]:
+    """Fetch every row of ``plan`` and write its tar, attempts parquet and (last) stats into ``work_dir``.
+
+    Returns ``(stats, timings)``: the stats as written (deterministic) and this run's wall-clock ``seconds``
+    for the shard with the per-step ``fetch_seconds``, ``probe_seconds``, ``write_seconds`` (metrics only).
+    """
     tmp_root = work_dir / f".tmp-{plan.name}"
     shutil.rmtree(tmp_root, ignore_errors=True)
     tmp_root.mkdir(parents=True)
@@ -215,14 +224,16 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
                                                  if f["status"] == "rejected").items())),
         "attempts": len(attempts), "retries": sum(a["status"] == "retry" for a in attempts),
         "clip_bytes": sum(f["bytes"] for f in finals), "tar_bytes": tar_bytes,
+    }
+    write_stats(work_dir / f"{plan.name}.stats.json", stats)
+    timings = {
         "seconds": round(time.monotonic() - began, 3),
         # time per step, summed over rows (threads overlap, so these can exceed "seconds")
         "fetch_seconds": round(sum(o.fetch_s for o in outcomes), 3),
         "probe_seconds": round(sum(o.probe_s for o in outcomes), 3),
         "write_seconds": round(write_s, 3),
     }
-    write_stats(work_dir / f"{plan.name}.stats.json", stats)
-    return stats
+    return stats, timings
 
 
 def _move_shard(name: str, src: Path, dst: Path) -> None:
@@ -247,11 +258,13 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
     todo = [p for p in plans if not is_complete(out_dir, p) and not is_complete(work_dir, p)]
     crash_after = int(os.environ.get(CRASH_ENV, "-1"))
     rows_todo = sum(len(p.rows) for p in todo)
+    shard_timings: dict[str, dict[str, float]] = {}
     with ThreadPoolExecutor(max_workers=int(settings.concurrency)) as pool, \
             tqdm(total=rows_todo, desc="download", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
         try:
             for done, plan in enumerate(todo):
-                download_shard(plan, settings, work_dir, pool, bar, crash_before_stats=(done == crash_after))
+                _, shard_timings[plan.name] = download_shard(plan, settings, work_dir, pool, bar,
+                                                             crash_before_stats=(done == crash_after))
         except BaseException:
             # Ctrl-C / SIGTERM / a bug: stop children now, or the pool's shutdown would wait for every download
             cancel_children()
@@ -270,8 +283,8 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
         work_dir.rmdir()
 
     totals = summarize([read_json(out_dir / f"{p.name}.stats.json") for p in plans])
-    totals["seconds"] = round(time.monotonic() - began, 3)
     totals["shards_reused"] = len(plans) - len(todo)
+    totals["timings"] = summarize_timings(shard_timings, time.monotonic() - began)
     if metrics_path:
         write_json(metrics_path, totals)
     return totals
@@ -290,8 +303,6 @@ def summarize(stats: list[dict[str, Any]]) -> dict[str, Any]:
         "rejected": sum(s["rejected"] for s in stats), "rejected_by_class": dict(sorted(by_class.items())),
         "attempts": sum(s["attempts"] for s in stats), "retries": sum(s["retries"] for s in stats),
         "clip_bytes": sum(s["clip_bytes"] for s in stats), "shards": len(stats),
-        **{k: round(sum(s.get(k, 0.0) for s in stats), 3)
-           for k in ("fetch_seconds", "probe_seconds", "write_seconds")},
         "splits": {k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
     }
     if totals["rows_in"] != totals["ok"] + totals["rejected"]:
@@ -299,9 +310,22 @@ def summarize(stats: list[dict[str, Any]]) -> dict[str, Any]:
     return totals
 
 
+def summarize_timings(shard_timings: dict[str, dict[str, float]], wall_seconds: float) -> dict[str, Any]:
+    """The metrics' ``timings``: this run's wall clock, per-step totals and the per-shard breakdown.
+
+    Only shards fetched in this run appear (a reused shard cost nothing now and its old timings were never
+    part of the data); the per-step totals are summed over them.
+    """
+    return {
+        "seconds": round(wall_seconds, 3),
+        **{k: round(sum(t[k] for t in shard_timings.values()), 3) for k in STEP_KEYS},
+        "shards": {name: dict(t) for name, t in sorted(shard_timings.items())},
+    }
+
+
 def summary_line(totals: dict[str, Any]) -> str:
     """One line for the terminal: rows in, ok, rejected by class."""
     by_class = ", ".join(f"{k} {v}" for k, v in totals["rejected_by_class"].items()) or "none"
     return (f"download: {totals['rows_in']} rows in, {totals['ok']} ok, {totals['rejected']} rejected "
             f"({by_class}); {totals['attempts']} attempts in {totals['shards']} shards "
-            f"({totals['shards_reused']} reused), {totals['seconds']:.1f} s")
+            f"({totals['shards_reused']} reused), {totals['timings']['seconds']:.1f} s")

@@ -1,4 +1,9 @@
-"""Deterministic outputs of a raw shard: the tar of clips, the attempts parquet and the stats JSON (last)."""
+"""Deterministic outputs of a raw shard: the tar of clips, the attempts parquet and the stats JSON (last).
+
+All three are byte-identical for the same manifest rows and params (so DVC hashes of ``data/raw`` match across
+runs and machines): no wall-clock times, timestamps, hostnames or absolute work paths go into them. Timings are
+reported in the stage's metrics JSON instead (``runner.run_download``).
+"""
 from __future__ import annotations
 
 import io
@@ -20,7 +25,6 @@ ATTEMPT_SCHEMA = pa.schema([
     ("error_class", pa.string()),     # "" when ok
     ("error_message", pa.string()),
     ("bytes", pa.int64()),
-    ("seconds", pa.float64()),        # wall-clock of the attempt (the only non-reproducible column)
 ])
 
 

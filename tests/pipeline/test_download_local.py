@@ -75,14 +75,33 @@ def test_local_files_mirror_and_bad_media(media, tmp_path, grid_dir):
     assert info.has_audio and info.has_video and (info.width, info.height) == (360, 288)
 
 
-def test_rerun_gives_identical_shards(media, tmp_path):
+def _dir_bytes(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_rerun_gives_byte_identical_output_dir_and_timings_only_in_metrics(media, tmp_path):
     rows = [manifest_row(f"k{i}", media / "clip.mp4", start=0.2 * i, end=0.2 * i + 1.5) for i in range(3)]
+    rows += [manifest_row("k_broken", media / "broken.mp4"), manifest_row("k_absent", media / "absent.mp4")]
     manifest = write_manifest(tmp_path / "manifest", rows)
     settings = DownloadSettings(shard_size=2, concurrency=2, retries=0, timeout=60)
-    run_download(manifest, tmp_path / "a", settings, progress=False)
+    first = run_download(manifest, tmp_path / "a", settings, progress=False, metrics_path=tmp_path / "m.json")
     run_download(manifest, tmp_path / "b", settings, progress=False)
-    for name in ("train-000000.tar", "train-000001.tar"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    # a second run into the same directory keeps the complete shards untouched
+    a, b = _dir_bytes(tmp_path / "a"), _dir_bytes(tmp_path / "b")
+    assert sorted(a) == sorted(f"train-00000{i}{suf}" for i in range(3) for suf in (".tar", ".parquet", ".stats.json"))
+    assert a == b  # every file: tars, attempts parquets, stats (no timings, no temp paths)
+    assert all("seconds" not in read_json(tmp_path / "a" / n) for n in a if n.endswith(".stats.json"))
+    assert "seconds" not in read_attempts(tmp_path / "a" / "train-000000.parquet")[0]
+
+    # timings: per step and per shard in the metrics only
+    timings = read_json(tmp_path / "m.json")["timings"]
+    assert timings == first["timings"] and timings["seconds"] > 0
+    assert sorted(timings["shards"]) == ["train-000000", "train-000001", "train-000002"]
+    assert set(timings["shards"]["train-000000"]) == {"seconds", "fetch_seconds", "probe_seconds", "write_seconds"}
+    assert timings["fetch_seconds"] == pytest.approx(sum(t["fetch_seconds"] for t in timings["shards"].values()),
+                                                     abs=0.01)
+
+    # a second run into the same directory keeps the complete shards untouched and times nothing
     again = run_download(manifest, tmp_path / "a", settings, progress=False)
-    assert again["shards_reused"] == 2 and again["ok"] == 3
+    assert again["shards_reused"] == 3 and again["ok"] == 3
+    assert again["timings"]["shards"] == {} and again["timings"]["fetch_seconds"] == 0
+    assert _dir_bytes(tmp_path / "a") == b
