@@ -27,7 +27,7 @@ def bench(name: str, raw: Path, out: Path, cfg: PreprocessConfig) -> None:
     m = run_preprocess(raw, out, cfg, progress=False)
     wall = time.perf_counter() - t0
     n = m["clips_processed_this_run"]
-    steps = m["seconds_per_step"]
+    steps = m["timings"]["seconds_per_step"]  # timings live in the metrics, not the shards
     total = sum(steps.values()) or 1.0
     split = "  ".join(f"{s} {steps[s] / max(n, 1) * 1000:.0f}ms ({steps[s] / total:.0%})" for s in STEPS)
     print(f"{name}: {n} clips, {m['samples_out']} samples, {wall:.2f} s wall, {n / wall:.2f} clips/s")

@@ -11,8 +11,10 @@ parts numbered consecutively (``{split}-{NNNNNN}``); a part closes at ``shard_ma
 the raw shard's last part. On a rerun, a raw shard whose parts are all complete is skipped; from the first raw
 shard that is not, everything of that split is redone, so a resumed run gives the same files as a clean one.
 
-Determinism: tar members and sample bytes are identical between runs; only the ``*_s`` timing columns of the
-status parquet and the ``seconds`` of the stats files measure this run (they are what the benchmark reads).
+Determinism: every file under the output directory (tars, status parquets, stats JSON) is byte-identical
+between runs and machines for the same raw shards and params, so DVC hashes match and teammates reuse the
+run-cache. Wall-clock timings never go into those files: the seconds per step, in total and per shard written in
+this run, go to the metrics dict under ``timings`` (what the benchmark reads).
 """
 from __future__ import annotations
 
@@ -250,8 +252,18 @@ def process_clip(clip: RawClip, split: str, detector: Detector, cfg: PreprocessC
     except Rejection as exc:
         result.reason, result.detail = exc.reason, exc.detail
     except (AudioError, FaceError, MediaError) as exc:
-        result.reason, result.detail = exc.reason, str(exc).replace(str(work_dir), "")
+        result.reason, result.detail = exc.reason, clean_detail(str(exc), work_dir)
     return result
+
+
+#: ffmpeg prefixes some messages with the address of its context (``[mov,mp4 @ 0x55d1c0a2b440]``)
+_POINTER_RE = re.compile(r" @ 0x[0-9a-fA-F]+")
+
+
+def clean_detail(message: str, work_dir: Path) -> str:
+    """A rejection's detail without what differs between runs and machines: the temp work directory's path
+    (the clip file is named by its key's shard row anyway) and ffmpeg's memory addresses."""
+    return _POINTER_RE.sub("", message.replace(f"{work_dir}/", "").replace(str(work_dir), ""))
 
 
 # ---------------------------------------------------------------------------------------------- shards
@@ -265,7 +277,7 @@ class _Part:
         self.writer = ShardWriter(out_dir / f"{self.stem}.tar")
         self.rows: list[dict[str, Any]] = []
         self.rejections: Counter = Counter()
-        self.seconds = dict.fromkeys(STEPS, 0.0)
+        self.seconds = dict.fromkeys(STEPS, 0.0)   # this run's timing: for the metrics, never the shard
 
     def record(self, result: ClipResult) -> None:
         if result.fields is not None:
@@ -279,7 +291,6 @@ class _Part:
         self.rows.append({
             "key": result.key, "status": "ok" if result.fields is not None else "rejected",
             "reason": result.reason, "detail": result.detail,
-            **{f"{s}_s": round(result.seconds[s], 6) for s in STEPS},
         })
 
     def finish(self, last: bool, cfg: PreprocessConfig) -> dict[str, Any]:
@@ -290,10 +301,13 @@ class _Part:
             "last_part": last, "samples": self.writer.count, "rejected": sum(self.rejections.values()),
             "rejections": dict(sorted(self.rejections.items())), "bytes": self.writer.bytes,
             "keys_in": len(self.rows), "image_size": cfg.image_size, "detector": cfg.detector,
-            "seconds": {s: round(v, 4) for s, v in self.seconds.items()},
         }
         write_shard_stats(self.out_dir / f"{self.stem}.stats.json", stats)
         return stats
+
+    def timings(self) -> dict[str, float]:
+        """This run's seconds per step for the part and its clip count (for the metrics, not the shard)."""
+        return {**{s: round(v, 4) for s, v in self.seconds.items()}, "clips": len(self.rows)}
 
 
 def _completed_parts(out_dir: Path, split: str, start: int, raw_name: str) -> list[dict[str, Any]] | None:
@@ -341,6 +355,7 @@ def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConf
                 total_clips += len({m.name.rpartition(".")[0] for m in tar if m.isfile()})
 
     all_stats: list[dict[str, Any]] = []
+    shard_timings: dict[str, dict[str, float]] = {}   # stem → seconds per step + clips, shards written now
     started = time.perf_counter()
     processed = 0
     bar = tqdm(total=total_clips, desc="preprocess", unit="clip", file=sys.stderr, disable=not progress,
@@ -370,23 +385,40 @@ def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConf
                     full = part.writer.count >= cfg.shard_max_count or part.writer.bytes >= cfg.shard_max_bytes
                     if full and i < len(clips) - 1:
                         all_stats.append(part.finish(False, cfg))
+                        shard_timings[part.stem] = part.timings()
                         index += 1
                         part = _Part(out_dir, split, index, raw.name, part.part + 1)
                 all_stats.append(part.finish(True, cfg))
+                shard_timings[part.stem] = part.timings()
                 index += 1
             _remove_from(out_dir, split, index)
     bar.close()
     elapsed = time.perf_counter() - started
-    return summarize(raw_dir, all_stats, cfg, processed, elapsed)
+    metrics = summarize(raw_dir, all_stats, cfg, processed)
+    metrics["timings"] = summarize_timings(shard_timings, processed, elapsed)
+    return metrics
 
 
-def summarize(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessConfig, processed: int,
-              elapsed: float) -> dict[str, Any]:
+def summarize_timings(shard_timings: dict[str, dict[str, float]], processed: int,
+                      elapsed: float) -> dict[str, Any]:
+    """The metrics' ``timings``: wall clock, clips/s, seconds per step (total) and per shard written this run.
+
+    Shards kept from an earlier run are absent: their timings were never stored (shard files are timing-free).
+    """
+    return {
+        "wall_seconds": round(elapsed, 3),
+        "clips_per_s": round(processed / elapsed, 3) if processed and elapsed > 0 else None,
+        "seconds_per_step": {s: round(sum(t[s] for t in shard_timings.values()), 3) for s in STEPS},
+        "shards": {stem: dict(t) for stem, t in sorted(shard_timings.items())},
+    }
+
+
+def summarize(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessConfig,
+              processed: int) -> dict[str, Any]:
     """Metrics: rows in (download's keys) = samples out + download rejections + preprocess rejections."""
     download_keys, download_rejected = download_outcomes(raw_dir)
     pre_rejected: Counter = Counter()
     by_split: dict[str, dict[str, int]] = {}
-    seconds = dict.fromkeys(STEPS, 0.0)
     samples = clips_in = 0
     for stats in all_stats:
         pre_rejected.update(stats["rejections"])
@@ -396,8 +428,6 @@ def summarize(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessCon
         split["samples"] += stats["samples"]
         split["rejected"] += stats["rejected"]
         split["shards"] += 1
-        for step in STEPS:
-            seconds[step] += stats["seconds"][step]
     rows_in = len(download_keys) if download_keys else clips_in
     rejected_total = sum(download_rejected.values()) + sum(pre_rejected.values())
     return {
@@ -412,6 +442,4 @@ def summarize(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessCon
         "detector": cfg.detector,
         "image_size": cfg.image_size,
         "clips_processed_this_run": processed,
-        "seconds_per_step": {s: round(v, 3) for s, v in seconds.items()},
-        "clips_per_s": round(processed / elapsed, 3) if processed and elapsed > 0 else None,
     }

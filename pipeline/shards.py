@@ -3,6 +3,7 @@
 Layout (docs/contracts.md, DESIGN.md "Data contracts"): ``{split}-{NNNNNN}.tar`` holds, per sample key,
 ``{key}.audio.flac``, ``{key}.face.jpg``, ``{key}.meta.json`` and ``{key}.spec.npy``; beside each tar a
 ``.parquet`` of per-sample status and a ``.stats.json`` written last (its presence marks the shard complete).
+Neither holds wall-clock timings, timestamps or absolute paths.
 
 Bytes are deterministic: tar members carry mtime 0, uid/gid 0 and empty user/group names, fields are written
 in sorted order, JPEG/FLAC/NPY encoders have no timestamps, and JSON has sorted keys. The reader uses the
@@ -43,13 +44,7 @@ STATUS_SCHEMA = pa.schema([
     ("status", pa.string()),          # ok | rejected
     ("reason", pa.string()),          # "" when ok
     ("detail", pa.string()),
-    ("decode_s", pa.float64()),
-    ("detect_s", pa.float64()),
-    ("crop_s", pa.float64()),
-    ("stft_s", pa.float64()),
-    ("encode_s", pa.float64()),
-    ("write_s", pa.float64()),
-])
+])  # no timing columns: the table must be byte-identical between runs (timings go to the stage metrics)
 
 
 class ShardError(ValueError):
@@ -190,8 +185,7 @@ class ShardWriter:
 
 def write_status_table(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write the per-sample status parquet (schema STATUS_SCHEMA) atomically and deterministically."""
-    columns = {name: [row.get(name, 0.0 if STATUS_SCHEMA.field(name).type == pa.float64() else "")
-                      for row in rows] for name in STATUS_SCHEMA.names}
+    columns = {name: [row.get(name, "") for row in rows] for name in STATUS_SCHEMA.names}
     table = pa.table(columns, schema=STATUS_SCHEMA)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", use_dictionary=False, write_statistics=False,

@@ -75,6 +75,7 @@ def write_raw_shard(raw_dir: str | Path, split: str, index: int,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from pipeline.download.writer import ATTEMPT_SCHEMA
     from pipeline.io import atomic_path, write_json
     from pipeline.shards import _tarinfo
 
@@ -96,16 +97,13 @@ def write_raw_shard(raw_dir: str | Path, split: str, index: int,
             tar.addfile(_tarinfo(f"{key}.{suffix}", len(data)), io.BytesIO(data))
             tar.addfile(_tarinfo(f"{key}.json", len(meta)), io.BytesIO(meta))
             attempts.append({"key": key, "source": full_row["source"], "status": "ok", "attempt": 1,
-                             "error_class": "", "error_message": "", "bytes": len(data), "seconds": 0.0})
+                             "error_class": "", "error_message": "", "bytes": len(data)})
     for key, error_class in download_rejects:
         attempts.append({"key": key, "source": key, "status": "rejected", "attempt": 1,
-                         "error_class": error_class, "error_message": error_class, "bytes": 0, "seconds": 0.0})
+                         "error_class": error_class, "error_message": error_class, "bytes": 0})
     attempts.sort(key=lambda r: r["key"])
     with atomic_path(raw_dir / f"{stem}.parquet") as tmp:
-        pq.write_table(pa.Table.from_pylist(attempts, schema=pa.schema([
-            ("key", pa.string()), ("source", pa.string()), ("status", pa.string()), ("attempt", pa.int64()),
-            ("error_class", pa.string()), ("error_message", pa.string()), ("bytes", pa.int64()),
-            ("seconds", pa.float64())])), tmp)
+        pq.write_table(pa.Table.from_pylist(attempts, schema=ATTEMPT_SCHEMA), tmp)
     write_json(raw_dir / f"{stem}.stats.json",
                {"shard": stem, "ok": len(clips), "rejected": len(download_rejects)})
     return raw_dir / f"{stem}.tar"

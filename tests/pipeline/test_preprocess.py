@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline.preprocess as pp
+from pipeline.io import read_json
 from pipeline.preprocess import PreprocessConfig, run_preprocess
 from pipeline.shards import iter_samples, list_shards
 from pipeline.testing.media import make_clip, make_corrupt_file
@@ -64,12 +65,44 @@ def _raw_center_clips(tmp_path: Path) -> Path:
 
 
 def _files(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".tar",)}
+    """Every file of an output directory (tars, status parquets, stats JSON) → its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
 
 
-def _non_timing(out: Path) -> dict[str, list]:
-    return {p.name: pq.read_table(p, columns=["key", "status", "reason", "detail"]).to_pylist()
-            for p in sorted(out.glob("*.parquet"))}
+def test_two_runs_give_byte_identical_output_dirs_and_timings_only_in_metrics(tmp_path):
+    media = tmp_path / "media"
+    raw = tmp_path / "raw"
+    write_raw_shard(raw, "train", 0, [
+        ("a", make_clip(media / "a.mp4", duration=0.7, size=(96, 72)), {"x": 0.5, "y": 0.5}),
+        ("b", make_clip(media / "b.mp4", duration=0.8, size=(96, 72), tone_hz=500), {"x": 0.5, "y": 0.5}),
+        ("broken", make_corrupt_file(media / "broken.mp4"), {}),
+        ("mute", make_clip(media / "mute.mp4", duration=0.7, size=(96, 72), with_audio=False), {}),
+    ], download_rejects=[("gone", "unavailable")])
+    cfg = PreprocessConfig(detector="center", image_size=32, shard_max_count=1)
+    m1 = run_preprocess(raw, tmp_path / "one", cfg, progress=False)
+    run_preprocess(raw, tmp_path / "two", cfg, progress=False)   # another temp work dir, another run
+    one, two = _files(tmp_path / "one"), _files(tmp_path / "two")
+    assert sorted(one) == sorted(f"train-00000{i}{s}" for i in range(3) for s in (".tar", ".parquet", ".stats.json"))
+    assert one == two
+    status = {r["key"]: r for p in sorted((tmp_path / "one").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
+    assert set(status["a"]) == {"key", "status", "reason", "detail"}                  # no timing columns
+    assert status["broken"]["reason"] == "corrupt" and "preprocess-" not in status["broken"]["detail"]
+    assert " @ 0x" not in status["broken"]["detail"]
+    assert "seconds" not in read_json(tmp_path / "one" / "train-000000.stats.json")
+
+    timings = m1["timings"]   # parts of 1 sample: a | b | the two rejections
+    assert sorted(timings["shards"]) == ["train-000000", "train-000001", "train-000002"]
+    assert sum(t["clips"] for t in timings["shards"].values()) == 4 == m1["clips_processed_this_run"]
+    assert set(timings["seconds_per_step"]) == set(pp.STEPS) and timings["seconds_per_step"]["decode"] > 0
+    assert timings["clips_per_s"] > 0 and timings["wall_seconds"] > 0
+    again = run_preprocess(raw, tmp_path / "one", cfg, progress=False)   # all complete: reused, nothing timed
+    assert again["timings"]["shards"] == {} and again["clips_processed_this_run"] == 0
+    assert _files(tmp_path / "one") == two
+
+
+def test_clean_detail_drops_work_dir_and_ffmpeg_addresses(tmp_path):
+    message = f"ffmpeg cannot decode audio of {tmp_path}/clip.mp4: [aac @ 0x55d1c0a2b440] invalid data"
+    assert pp.clean_detail(message, tmp_path) == "ffmpeg cannot decode audio of clip.mp4: [aac] invalid data"
 
 
 def test_resume_after_interruption_gives_identical_shards(tmp_path, monkeypatch):
@@ -99,8 +132,7 @@ def test_resume_after_interruption_gives_identical_shards(tmp_path, monkeypatch)
     assert not (resumed / "train-000003.stats.json").exists()
     m_resumed = run_preprocess(raw, resumed, cfg, progress=False)
     assert m_resumed["clips_processed_this_run"] == 3              # only the unfinished raw shard redone
-    assert _files(resumed) == _files(clean)
-    assert _non_timing(resumed) == _non_timing(clean)
+    assert _files(resumed) == _files(clean)   # every file, status parquets and stats included
     keys = [s["key"] for s in iter_samples(list_shards(resumed, "train"), fields=["meta"])]
     assert keys == sorted(set(keys)) and len(keys) == 6
     assert not list(resumed.glob(".*.tmp"))
