@@ -2,10 +2,11 @@
 contiguous vs channels_last. Prints a Markdown table with samples/s and ratios to the fp32/contiguous baseline,
 plus the relative error of each variant's output against fp32 (to judge whether a faster setting is safe).
 
-    python bench/bench_models.py                       # all models, CPU, batch 2, 2 timed iterations
+    python bench/bench_models.py --threads 1           # all models, CPU, batch 1, 2 timed iterations (~5 min)
     python bench/bench_models.py --models face_decoder --batch 1 --iters 1 --device cuda
 
-Keep batch/iters small on CPU: VGGFace and the decoder are ~15 and ~30 GFLOP per sample forward.
+Keep batch/iters small on CPU: VGGFace and the decoder are ~15 and ~30 GFLOP per sample forward. On a shared, loaded
+box ``--threads 1`` was 3-6x faster than 2 threads (thread-pool oversubscription).
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def bench(arch: str, batch: int, iters: int, device: torch.device) -> list[dict]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--iters", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--device", default="cpu")
