@@ -1,0 +1,250 @@
+"""dvc.yaml declares exactly what each stage uses, caches everything, and a param change reruns only what it touches.
+
+The static checks read dvc.yaml/params.yaml. The dynamic ones change one knob in a copy of a tiny project on which
+the DAG has run, and compare what ``dvc status --json`` reports (the stage whose params changed) and the stages
+downstream of it in ``dvc dag`` (what ``dvc repro`` may then run; byte-identical outputs can stop it earlier)
+with the exact expected sets.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.params import load_params
+from pipeline.testing.project import (
+    changed_stages,
+    clone_workspace,
+    dag_edges,
+    ran_stages,
+    read_params,
+    run_dvc,
+    session_base,
+    shared_tiny_run,
+    stage_names,
+    with_descendants,
+    write_params,
+)
+
+
+def _dvc_yaml(repo_root: Path) -> dict[str, Any]:
+    return yaml.safe_load((repo_root / "dvc.yaml").read_text(encoding="utf-8"))
+
+
+def _stage_bodies(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: stage.get("do", stage) for name, stage in spec["stages"].items()}
+
+
+def _out_entries(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    entries = []
+    for kind in ("outs", "metrics", "plots"):
+        for entry in body.get(kind) or []:
+            if isinstance(entry, str):
+                entries.append((entry, {}))
+            else:
+                (path, opts), = entry.items()
+                entries.append((path, opts or {}))
+    return entries
+
+
+# ----------------------------------------------------------------------------------------------- static
+
+
+def test_every_output_cached_and_not_persisted(repo_root: Path) -> None:
+    """``cache: false`` or ``persist: true`` would keep an output out of the run-cache a teammate pulls."""
+    for name, body in _stage_bodies(_dvc_yaml(repo_root)).items():
+        for path, opts in _out_entries(body):
+            assert opts.get("cache", True) is True, f"{name}: {path} has cache: false"
+            assert opts.get("persist", False) is False, f"{name}: {path} has persist: true"
+
+
+def _expanded_outs(spec: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """Every output path, with foreach stages expanded over their items (``${item}``)."""
+    outs = []
+    for stage in spec["stages"].values():
+        body = stage.get("do", stage)
+        paths = [path for path, _ in _out_entries(body)]
+        if "foreach" in stage:
+            section, _, key = str(stage["foreach"]).strip("${} ").partition(".")
+            items = params[section][key]
+            paths = [p.replace("${item}", str(item)) for p in paths for item in items]
+        outs += paths
+    return outs
+
+
+def test_metrics_and_plots_are_stage_outputs(repo_root: Path) -> None:
+    spec = _dvc_yaml(repo_root)
+    bodies = _stage_bodies(spec)
+    outs = _expanded_outs(spec, load_params(repo_root / "params.yaml"))
+    for name, body in bodies.items():
+        for path in body.get("metrics") or []:
+            assert isinstance(path, (str, dict)), name
+    plot_files = []
+    for plot in spec.get("plots") or []:
+        (_, definition), = plot.items() if isinstance(plot, dict) else ((plot, {}),)
+        y = (definition or {}).get("y", {})
+        plot_files += list(y) if isinstance(y, dict) else []
+    assert plot_files, "top-level plots expected"
+    for file in plot_files:
+        owners = [o for o in outs if file == o or file.startswith(o.rstrip("/") + "/")]
+        assert owners, f"plot file {file} is not inside any stage output"
+
+
+def test_stage_params_are_leaf_keys_of_its_own_section(repo_root: Path) -> None:
+    params = load_params(repo_root / "params.yaml")
+    for name, body in _stage_bodies(_dvc_yaml(repo_root)).items():
+        for entry in body.get("params") or []:
+            assert isinstance(entry, str), f"{name}: use 'section.key' entries, not {entry!r}"
+            section, _, key = entry.partition(".")
+            assert section == name, f"{name} depends on another stage's param {entry}"
+            assert key in params[section], f"{name}: {entry} missing from params.yaml"
+            assert not isinstance(params[section][key], dict), f"{name}: {entry} is a section, not a leaf"
+
+
+def test_code_deps_exist_and_include_the_entry_point(repo_root: Path) -> None:
+    for name, body in _stage_bodies(_dvc_yaml(repo_root)).items():
+        deps = body.get("deps") or []
+        assert f"stages/{name}.py" in deps, f"{name} does not depend on its own entry point"
+        for dep in deps:
+            if dep.startswith(("stages/", "pipeline/", "models/")):
+                assert (repo_root / dep).exists(), f"{name}: dependency {dep} does not exist"
+
+
+# Helpers every stage uses whose changes do not change any output (atomic writes, params reading, device choice).
+GENERIC_HELPERS = {"pipeline/io.py", "pipeline/params.py", "pipeline/device.py"}
+
+
+def _project_imports(path: Path, repo_root: Path) -> set[str]:
+    """Files of ``pipeline``/``models`` modules that ``path`` imports directly (relative to the repo)."""
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+    files = set()
+    for module in modules:
+        if module.split(".")[0] not in ("pipeline", "models"):
+            continue
+        as_file = Path(*module.split(".")).with_suffix(".py")
+        files.add(str(as_file if (repo_root / as_file).is_file() else Path(*module.split(".")) / "__init__.py"))
+    return files
+
+
+def test_stage_entry_point_imports_are_deps(repo_root: Path) -> None:
+    """A library module a stage imports directly must be a dep, or editing it would not rerun the stage."""
+    for name, body in _stage_bodies(_dvc_yaml(repo_root)).items():
+        deps = body.get("deps") or []
+        for file in sorted(_project_imports(repo_root / "stages" / f"{name}.py", repo_root) - GENERIC_HELPERS):
+            if file.endswith("__init__.py"):
+                continue
+            assert any(file == d or file.startswith(d.rstrip("/") + "/") for d in deps), (
+                f"stage {name} imports {file} but dvc.yaml does not list it in its deps"
+            )
+
+
+# ----------------------------------------------------------------------------------------------- dynamic
+
+ALL_VARIANTS = ("non_prior", "neutral_fc")
+ENCODERS = {f"train_encoder@{v}" for v in ALL_VARIANTS}
+EVALUATES = {f"evaluate@{v}" for v in ALL_VARIANTS}
+TRAINING_TAIL = ENCODERS | EVALUATES | {"report"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shared_tiny_run(session_base(tmp_path_factory))
+
+
+@pytest.fixture()
+def project(tiny_run: Path, tmp_path: Path) -> Path:
+    return clone_workspace(tiny_run, tmp_path / "project")
+
+
+@pytest.mark.slow
+def test_unchanged_project_is_up_to_date(project: Path) -> None:
+    assert changed_stages(project) == set()
+    proc = run_dvc(project, "repro", check=True)
+    assert ran_stages(proc.stdout) == set()
+
+
+KNOBS = {
+    "priors.n": ({"priors": {"n": 3}}, {"priors"}, {"priors"} | TRAINING_TAIL),
+    "train_decoder.lr": (
+        {"train_decoder": {"lr": 0.002}},
+        {"train_decoder"},
+        {"train_decoder"} | TRAINING_TAIL,
+    ),
+    "preprocess.image_size": (
+        {"preprocess": {"image_size": 32}},
+        {"preprocess"},
+        {"preprocess", "face_encoder", "features", "gender", "priors", "train_decoder"} | TRAINING_TAIL,
+    ),
+    "train_encoder.lambdas": ({"train_encoder": {"lambdas": [1.0, 0.0, 1.2]}}, ENCODERS, TRAINING_TAIL),
+    "evaluate.recall_k": ({"evaluate": {"recall_k": [1]}}, EVALUATES, EVALUATES | {"report"}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("knob", sorted(KNOBS))
+def test_param_change_reruns_exactly_its_stage_and_downstream(project: Path, knob: str) -> None:
+    overrides, direct, downstream = KNOBS[knob]
+    write_params(project, overrides)
+    assert changed_stages(project) == direct
+    assert with_descendants(direct, dag_edges(project)) == downstream
+    upstream_untouched = {"sample", "manifest", "download"}
+    assert not downstream & upstream_untouched
+
+
+@pytest.mark.slow
+def test_variant_list_adds_and_removes_stages(project: Path) -> None:
+    variants = list(read_params(project)["train_encoder"]["variants"])
+    assert tuple(variants) == ALL_VARIANTS
+    write_params(project, {"train_encoder": {"variants": variants + ["neutral"]}})
+    new = {"train_encoder@neutral", "evaluate@neutral"}
+    assert new <= set(stage_names(project))
+    assert changed_stages(project) == new  # the existing variants are untouched
+    assert with_descendants(new, dag_edges(project)) == new | {"report"}
+
+    write_params(project, {"train_encoder": {"variants": ["non_prior"]}})
+    names = set(stage_names(project))
+    assert "train_encoder@neutral_fc" not in names and "evaluate@neutral_fc" not in names
+    assert changed_stages(project) == set()
+
+
+@pytest.mark.slow
+def test_unknown_params_key_is_refused(project: Path) -> None:
+    """``-S`` with a key params.yaml does not have, and a typo'd key in params.yaml, both stop with a clear message."""
+    proc = run_dvc(project, "exp", "run", "-S", "priors.nn=5")
+    assert proc.returncode != 0
+    assert "Key 'nn' is not in struct" in proc.stdout + proc.stderr
+
+    params = read_params(project)
+    params["priors"]["nn"] = params["priors"].pop("n")  # a renamed key: DVC itself names the missing one
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    proc = run_dvc(project, "repro", "--single-item", "priors")
+    assert proc.returncode != 0
+    assert "Parameters 'priors.n' are missing from 'params.yaml'" in proc.stdout + proc.stderr
+
+    params["priors"]["n"] = 3  # an extra, typo'd key beside the real one: the stage refuses it
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    proc = run_dvc(project, "repro", "--single-item", "priors")
+    assert proc.returncode != 0
+    assert "unknown params key 'priors.nn'" in proc.stdout + proc.stderr
+    assert "did you mean 'n'?" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_prior_n_larger_than_train_set_uses_all_and_says_so(project: Path) -> None:
+    write_params(project, {"priors": {"n": 1000}})
+    proc = run_dvc(project, "repro", "--single-item", "priors")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ran_stages(proc.stdout) == {"priors"}
+    output = proc.stdout + proc.stderr
+    assert "asked for n=1000" in output and "using" in output
+    metrics = yaml.safe_load((project / "metrics" / "priors.json").read_text(encoding="utf-8"))
+    neutral = metrics["groups"]["neutral"]
+    assert neutral["capped"] is True and neutral["n_used"] == neutral["n_available"] < 1000
