@@ -200,10 +200,11 @@ def main() -> int:
         if args.paper:
             batch = args.paper_batch
             print(f"paper sizes: building {args.n_dummy} dummy train samples ({PAPER['image_size']} px, "
-                  f"{PAPER['fc_dim']}-d features); widths 1.0, batch {batch}")
+                  f"{PAPER['fc_dim']}-d features); widths 1.0, step batch {batch}")
             shards, features = build_dummy(Path(tmp) / "paper", args.n_dummy, PAPER["image_size"], PAPER["fc_dim"])
-            enc_load, _ = loader_rate(shards, features, ("spec", "meta"), batch, args.epochs, args.workers)
-            dec_load, _ = loader_rate(shards, features, ("face",), batch, args.epochs, args.workers)
+            enc_load, _ = loader_rate(shards, features, ("spec", "meta"), int(enc["batch_size"]), args.epochs,
+                                      args.workers)
+            dec_load, _ = loader_rate(shards, features, ("face",), int(dec["batch_size"]), args.epochs, args.workers)
             paper = {**PAPER, "vgg_width": 1.0, "dec_width": 1.0, "enc_width": 1.0}
             report("train_encoder", enc_load, encoder_step_rate(paper, enc, batch, args.iters, device))
             report("train_decoder", dec_load, decoder_step_rate(paper, dec, batch, args.iters, device))
