@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.params import ParamsError, declared_params, leaf_keys, load_params
+from pipeline.params import ParamsError, has_path, declared_params, leaf_keys, load_params
 
 # Characters that would break one-word-per-override under $(...) (whitespace, quotes) or trigger globbing.
 _UNSAFE = re.compile(r"[\s'\"*?\[\]\\$`]")
@@ -48,15 +48,6 @@ def _get(mapping: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def _has(mapping: Mapping[str, Any], dotted: str) -> bool:
-    node: Any = mapping
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
 def override_args(
     config: str | Path,
     params: str | Path = "params.yaml",
@@ -69,7 +60,7 @@ def override_args(
     """
     wanted = load_params(config)
     current = load_params(params)
-    unknown = [key for key in leaf_keys(wanted) if not _has(current, key)]
+    unknown = [key for key in leaf_keys(wanted) if not has_path(current, key)]
     if unknown:
         raise ParamsError(
             f"{config}: key(s) {', '.join(unknown)} do not exist in {params} (a typo, or a param no stage reads)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,3 +55,17 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def deterministic_tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    """A tar member header with no run-specific fields (mtime 0, uid/gid 0, empty owner names, mode 0644).
+
+    Equal member bytes then give equal tar bytes, so DVC hashes of shards match between runs and machines.
+    """
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info

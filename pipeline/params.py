@@ -84,7 +84,7 @@ def declared_params(dvc_yaml: str | Path, params_file: str = "params.yaml") -> d
     return declared
 
 
-def _has_path(mapping: Mapping[str, Any], dotted: str) -> bool:
+def has_path(mapping: Mapping[str, Any], dotted: str) -> bool:
     node: Any = mapping
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
@@ -106,7 +106,7 @@ def section_problems(section: str, values: Mapping[str, Any], declared: set[str]
                 f"known keys: {', '.join(known)})"
             )
     for key in known:
-        if not _has_path(values, key):
+        if not has_path(values, key):
             problems.append(f"params key '{section}.{key}' is declared in dvc.yaml but missing from params.yaml")
     return problems
 

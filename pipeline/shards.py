@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 from PIL import Image
 
-from pipeline.io import atomic_path, dumps_json, read_json, write_json
+from pipeline.io import atomic_path, deterministic_tarinfo, dumps_json, read_json, write_json
 
 SAMPLE_RATE = 16000
 AUDIO_SAMPLES = 96000
@@ -120,16 +120,6 @@ def decode_field(field: str, data: bytes) -> Any:
 
 # ---------------------------------------------------------------------------------------------- writing
 
-def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mtime = 0
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
-
-
 class ShardWriter:
     """Write one tar shard atomically: members go to a temp file renamed onto ``path`` by ``close()``.
 
@@ -155,7 +145,7 @@ class ShardWriter:
         added = 0
         for field in sorted(fields):
             data = fields[field]
-            self._tar.addfile(_tarinfo(f"{key}.{FIELD_SUFFIX[field]}", len(data)), io.BytesIO(data))
+            self._tar.addfile(deterministic_tarinfo(f"{key}.{FIELD_SUFFIX[field]}", len(data)), io.BytesIO(data))
             added += 512 + -(-len(data) // 512) * 512  # header + padded payload, as tar stores it
         self.count += 1
         self.bytes += added

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.io import atomic_path, dumps_json, write_json
+from pipeline.io import atomic_path, deterministic_tarinfo, dumps_json, write_json
 
 #: one row per attempt (docs/contracts.md, download → data/raw)
 ATTEMPT_SCHEMA = pa.schema([
@@ -26,16 +26,6 @@ ATTEMPT_SCHEMA = pa.schema([
     ("error_message", pa.string()),
     ("bytes", pa.int64()),
 ])
-
-
-def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mtime = 0
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
 
 
 def write_clip_tar(path: str | Path, clips: Iterable[tuple[str, str, Path, dict[str, Any]]]) -> int:
@@ -53,10 +43,10 @@ def write_clip_tar(path: str | Path, clips: Iterable[tuple[str, str, Path, dict[
         with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
             for name, content in members:
                 if isinstance(content, bytes):
-                    tar.addfile(_tarinfo(name, len(content)), io.BytesIO(content))
+                    tar.addfile(deterministic_tarinfo(name, len(content)), io.BytesIO(content))
                 else:
                     with content.open("rb") as fh:
-                        tar.addfile(_tarinfo(name, content.stat().st_size), fh)
+                        tar.addfile(deterministic_tarinfo(name, content.stat().st_size), fh)
     return Path(path).stat().st_size
 
 
