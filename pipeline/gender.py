@@ -127,6 +127,12 @@ def train_classifier(
             seen += len(target)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}")
         history.append({"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1)})
+    # BatchNorm running statistics from the final weights: without this, eval-mode predictions lag far behind
+    # the trained model (pipeline.training.recalibrate_batchnorm).
+    from pipeline.training import recalibrate_batchnorm
+
+    dataset.set_epoch(int(epochs))
+    recalibrate_batchnorm(model, make_loader(dataset, batch_size), lambda batch: model(batch["spec"].to(device)))
     return model, {"train_loss": history[-1]["loss"] if history else None,
                    "train_acc": history[-1]["acc"] if history else None, "history": history}
 

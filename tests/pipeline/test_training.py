@@ -170,3 +170,19 @@ def test_predict_cli_on_real_media(workspace, grid_dir, tmp_path, capsys):
     assert main(["--audio", str(clip), *common[:2], "--decoder", str(workspace["face_encoder"]),
                  "--out", str(out)]) == 2
     assert "expected 'face_decoder'" in capsys.readouterr().err
+
+
+def test_recalibrate_batchnorm_uses_exact_averages_and_restores_momentum():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 1))
+    batches = [torch.randn(4, 3) * 2 + 5 for _ in range(3)] + [torch.randn(1, 3)]  # the 1-sample batch is skipped
+    model.train()
+    model(torch.randn(4, 3))  # stale statistics from other data
+    used = training.recalibrate_batchnorm(model, batches, model)
+    bn = model[0]
+    assert used == 3 and not model.training and bn.momentum == 0.1
+    # momentum=None: a plain average of the three batch means / unbiased variances
+    stacked = torch.stack(batches[:3])
+    assert torch.allclose(bn.running_mean, stacked.mean(dim=1).mean(dim=0), atol=1e-5)
+    assert torch.allclose(bn.running_var, stacked.var(dim=1, unbiased=True).mean(dim=0), atol=1e-5)
+    assert training.recalibrate_batchnorm(torch.nn.Linear(3, 1), batches, model) == 0
