@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.sample.identity import EYE_COLOURS, LIP_COLOURS, SHIRT_COLOURS, Speaker
+from pipeline.sample.identity import EYE_COLOUR, Speaker
 
 SUPERSAMPLE = 2
 
@@ -31,9 +31,11 @@ class FaceLayer:
     inner_rgb: tuple[int, int, int]
 
 
-def draw_face(speaker: Speaker, frame_size: int, lighting: float = 1.0) -> FaceLayer:
+def draw_face(speaker: Speaker, frame_size: int, lighting: float = 1.0,
+              shirt_rgb: tuple[int, int, int] = (90, 90, 90)) -> FaceLayer:
     """Draw ``speaker``'s face for a ``frame_size`` frame; the layer is 2.8·head height square, head centred
-    (tall enough for the shoulders to leave the frame at the bottom)."""
+    (tall enough for the shoulders to leave the frame at the bottom). ``lighting`` and ``shirt_rgb`` are
+    per-clip (not identity)."""
     s = SUPERSAMPLE
     h = speaker.head_height * frame_size * s          # head height, supersampled pixels
     w = h * speaker.head_aspect
@@ -43,7 +45,7 @@ def draw_face(speaker: Speaker, frame_size: int, lighting: float = 1.0) -> FaceL
     d = ImageDraw.Draw(img)
     skin = _shade(speaker.skin_rgb, lighting)
     hair = _shade(speaker.hair_rgb, lighting)
-    shirt = _shade(SHIRT_COLOURS[speaker.shirt], lighting)
+    shirt = _shade(shirt_rgb, lighting)
 
     # shoulders and neck (below the head; partly inside the face crop)
     d.ellipse((c - 1.1 * w, c + 0.62 * h, c + 1.1 * w, c + 2.2 * h), fill=shirt)
@@ -86,17 +88,17 @@ def draw_face(speaker: Speaker, frame_size: int, lighting: float = 1.0) -> FaceL
         ex = c + side * 0.22 * w
         d.ellipse((ex - eye_rx, eye_y - eye_ry, ex + eye_rx, eye_y + eye_ry), fill=(245, 245, 245))
         ir = 0.048 * h
-        d.ellipse((ex - ir, eye_y - ir, ex + ir, eye_y + ir), fill=EYE_COLOURS[speaker.eye_colour])
+        d.ellipse((ex - ir, eye_y - ir, ex + ir, eye_y + ir), fill=EYE_COLOUR)
         d.ellipse((ex - ir / 2, eye_y - ir / 2, ex + ir / 2, eye_y + ir / 2), fill=(10, 10, 10))
         by = eye_y - 0.1 * h
         d.line((ex - 1.2 * eye_rx, by + side * 0.0, ex + 1.2 * eye_rx, by - 0.01 * h), fill=hair,
                width=max(1, int(speaker.brow_weight * h)))
         if speaker.glasses:
             d.ellipse((ex - 1.5 * eye_rx, eye_y - 2.2 * eye_ry, ex + 1.5 * eye_rx, eye_y + 2.2 * eye_ry),
-                      outline=(20, 20, 20), width=max(1, int(0.02 * h)))
+                      outline=(15, 15, 15), width=max(1, int(0.045 * h)))
     if speaker.glasses:
-        d.line((c - 0.22 * w + 1.5 * eye_rx, eye_y, c + 0.22 * w - 1.5 * eye_rx, eye_y), fill=(20, 20, 20),
-               width=max(1, int(0.02 * h)))
+        d.line((c - 0.22 * w + 1.5 * eye_rx, eye_y, c + 0.22 * w - 1.5 * eye_rx, eye_y), fill=(15, 15, 15),
+               width=max(1, int(0.045 * h)))
     # nose
     nose_top, nose_bottom = c + 0.0 * h, c + speaker.nose_length * h
     d.polygon([(c, nose_top), (c - 0.07 * w, nose_bottom), (c + 0.07 * w, nose_bottom)], fill=_shade(skin, 0.78))
@@ -109,7 +111,7 @@ def draw_face(speaker: Speaker, frame_size: int, lighting: float = 1.0) -> FaceL
         image=small,
         mouth_dy=mouth_dy / s,
         mouth_half_width=speaker.mouth_width * w / s / 2,
-        lip_rgb=_shade(LIP_COLOURS[speaker.lips], lighting),
+        lip_rgb=_shade(speaker.lip_rgb, lighting),
         inner_rgb=(60, 20, 25),
     )
 

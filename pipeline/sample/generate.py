@@ -25,7 +25,7 @@ from tqdm import tqdm
 from pipeline.io import atomic_write_bytes, write_json
 from pipeline.sample.encode import write_mp4
 from pipeline.sample.face import draw_face, make_background, render_frames
-from pipeline.sample.identity import Speaker, make_speaker
+from pipeline.sample.identity import SHIRT_COLOURS, Speaker, make_speaker
 from pipeline.sample.voice import synthesize
 
 
@@ -110,8 +110,11 @@ def render_clip(cfg: SampleConfig, plan: ClipPlan, rng: np.random.Generator, pat
     """Synthesise the voice, draw the frames and write one MP4."""
     duration = plan.n_frames / cfg.fps
     utterance = synthesize(plan.speaker, rng, duration, cfg.audio_rate)
-    lighting = float(rng.uniform(0.88, 1.12))
-    layer = draw_face(plan.speaker, cfg.frame_size, lighting)
+    # Lighting, shirt and background are per clip, so they are no identity cue (the voice cannot carry them);
+    # lighting stays mild so that it does not blur the skin tones apart.
+    lighting = float(rng.uniform(0.95, 1.05))
+    shirt = SHIRT_COLOURS[int(rng.integers(len(SHIRT_COLOURS)))]
+    layer = draw_face(plan.speaker, cfg.frame_size, lighting, shirt)
     background = make_background(rng, cfg.frame_size)
     # Mouth opening: the envelope averaged over each frame's audio.
     per_frame = cfg.audio_rate // cfg.fps

@@ -2,8 +2,10 @@
 
 A glottal pulse train at the speaker's f0 (with intonation, vibrato and jitter), low-passed by the speaker's
 spectral tilt, plus breath noise, is shaped per syllable by a cascade of formant resonators (Klatt-style
-two-pole sections) for a vowel, scaled by the speaker's formant scale. Syllables are grouped in "words"
-separated by pauses; every clip draws its own vowel sequence and intonation, the speaker fixes the rest.
+two-pole sections) for a vowel, scaled by the speaker's formant scale, plus a parallel narrow resonance at the
+speaker's timbre frequency (the hair colour). Syllables are grouped in "words" separated by pauses; the speaker
+fixes the syllable lengths (speaking rate), vibrato, f0, formants, tilt, breath and timbre; every clip draws its
+own vowel sequence, word lengths, pauses and intonation.
 """
 from __future__ import annotations
 
@@ -25,6 +27,9 @@ VOWELS: dict[str, tuple[float, float, float]] = {
 }
 BANDWIDTHS = (80.0, 100.0, 140.0, 200.0)
 F4 = 3500.0
+# The hair-colour resonance: narrow, driven by the differentiated excitation (flat-ish spectrum up there).
+TIMBRE_BANDWIDTH = 150.0
+TIMBRE_GAIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,14 +59,16 @@ def _formant_filter(signal: np.ndarray, formants: tuple[float, ...], rate: int) 
     return out
 
 
-def _syllable_plan(rng: np.random.Generator, duration: float) -> list[tuple[float, float, str]]:
-    """(start s, length s, vowel) for each syllable: words of 1–4 syllables with pauses between them."""
+def _syllable_plan(speaker: Speaker, rng: np.random.Generator,
+                   duration: float) -> list[tuple[float, float, str]]:
+    """(start s, length s, vowel) for each syllable: words of 1–4 syllables with pauses between them; syllable
+    lengths in the speaker's range (speaking rate)."""
     plan: list[tuple[float, float, str]] = []
     t = float(rng.uniform(0.05, 0.25))
     names = sorted(VOWELS)
     while t < duration - 0.2:
         for _ in range(int(rng.integers(1, 5))):
-            length = float(rng.uniform(0.14, 0.32))
+            length = float(rng.uniform(speaker.syllable_min, speaker.syllable_max))
             if t + length > duration - 0.05:
                 break
             plan.append((t, length, names[int(rng.integers(len(names)))]))
@@ -71,12 +78,13 @@ def _syllable_plan(rng: np.random.Generator, duration: float) -> list[tuple[floa
 
 
 def _f0_contour(speaker: Speaker, rng: np.random.Generator, n: int, rate: int) -> np.ndarray:
-    """Per-sample f0: declination over phrases of ~2 s, per-clip register shift, vibrato."""
+    """Per-sample f0: declination over phrases of ~2 s, per-clip register shift, the speaker's vibrato."""
     t = np.arange(n) / rate
     phrase = 2.0 + float(rng.uniform(-0.4, 0.4))
     declination = 1.08 - 0.16 * ((t % phrase) / phrase)
     register = 1.0 + float(rng.uniform(-0.04, 0.04))
-    vibrato = 1.0 + 0.01 * np.sin(2 * np.pi * float(rng.uniform(4.5, 6.0)) * t)
+    rate_hz = speaker.vibrato_rate * float(rng.uniform(0.9, 1.1))
+    vibrato = 1.0 + speaker.vibrato_depth * np.sin(2 * np.pi * rate_hz * t + float(rng.uniform(0, 2 * np.pi)))
     return speaker.f0 * register * declination * vibrato
 
 
@@ -100,14 +108,18 @@ def synthesize(speaker: Speaker, rng: np.random.Generator, duration: float, rate
     audio = np.zeros(n)
     envelope = np.zeros(n)
     tail = int(0.03 * rate)
-    for start, length, vowel in _syllable_plan(rng, duration):
+    timbre_b, timbre_a = _resonator(speaker.timbre_hz, TIMBRE_BANDWIDTH, rate)
+    for start, length, vowel in _syllable_plan(speaker, rng, duration):
         i0 = int(start * rate)
         m = int(length * rate)
         i1 = min(n, i0 + m)
         win = np.sin(np.linspace(0.0, np.pi, i1 - i0)) ** 1.5
         excitation = (source[i0:i1] + speaker.breathiness * noise[i0:i1]) * win
         formants = tuple(f * speaker.formant_scale for f in (*VOWELS[vowel], F4))
-        shaped = _formant_filter(np.concatenate([excitation, np.zeros(tail)]), formants, rate)
+        padded = np.concatenate([excitation, np.zeros(tail)])
+        shaped = _formant_filter(padded, formants, rate)
+        # The timbre resonance sits in parallel (its own gain), so it rings at the same level for every vowel.
+        shaped += TIMBRE_GAIN * lfilter(timbre_b, timbre_a, np.diff(padded, prepend=0.0))
         j1 = min(n, i0 + len(shaped))
         audio[i0:j1] += shaped[: j1 - i0]
         envelope[i0:i1] = np.maximum(envelope[i0:i1], win)
