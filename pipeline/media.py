@@ -1,10 +1,23 @@
 """Media inspection and decoding through ffmpeg/ffprobe (via ffmpeg-python; no shell strings are built)."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
+
+
+def require_ffmpeg() -> None:
+    """Stop with one sentence (exit status 1) when ffmpeg or ffprobe is not on PATH.
+
+    A missing tool is a broken installation, not a property of the media: without this check every clip would
+    be rejected as unreadable instead of the run stopping.
+    """
+    missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"error: {' and '.join(missing)} not found on PATH; install ffmpeg "
+                         "(Debian/Ubuntu: apt-get install ffmpeg; `make setup` does it when run as root)")
 
 
 class MediaError(RuntimeError):
@@ -47,6 +60,8 @@ def probe(path: str | Path) -> MediaInfo:
         detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
         raise MediaError("corrupt", f"ffprobe cannot read {path}: {detail[-1] if detail else exc}") from None
     except FileNotFoundError as exc:
+        if Path(path).exists():
+            require_ffmpeg()  # the file is there: it is ffprobe that is missing
         raise MediaError("missing", f"{path}: {exc}") from None
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"

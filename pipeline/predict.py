@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.media import require_ffmpeg
 from pipeline.training import (ARCH_DECODER, ARCH_ENCODER, TrainingError, get_variant, load_frozen, load_priors,
                                priors_needed, run_main)
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output PNG")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     args = parser.parse_args(argv)
+    require_ffmpeg()
 
     def body() -> str:
         from PIL import Image

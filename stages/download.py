@@ -10,6 +10,7 @@ import sys
 
 from pipeline.download import DownloadConfigError, DownloadSettings, run_download
 from pipeline.download.runner import summary_line
+from pipeline.media import require_ffmpeg
 from pipeline.params import ParamsError, load_section
 
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="params file (section 'download')")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    require_ffmpeg()
     # SIGTERM (e.g. a killed dvc repro) unwinds like Ctrl-C, so yt-dlp children are stopped; completed shards stay
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:

@@ -9,6 +9,7 @@ import sys
 
 from pipeline.faces import DetectorError
 from pipeline.io import write_json
+from pipeline.media import require_ffmpeg
 from pipeline.params import ParamsError, load_section
 from pipeline.preprocess import PreprocessConfig, PreprocessError, run_preprocess
 
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", required=True, help="metrics JSON to write")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
+    require_ffmpeg()
     try:
         cfg = PreprocessConfig.from_params(load_section("preprocess", args.params))
         metrics = run_preprocess(args.raw, args.out, cfg)

@@ -8,6 +8,7 @@ import argparse
 import sys
 import time
 
+from pipeline.media import require_ffmpeg
 from pipeline.params import ParamsError, load_section
 from pipeline.sample import SampleConfig, SampleConfigError, generate_sample
 from pipeline.sample.generate import default_workers
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0,
                         help="rendering processes (0 = up to 4 by CPU count; the output is the same for any value)")
     args = parser.parse_args(argv)
+    require_ffmpeg()
     t0 = time.perf_counter()
     try:
         cfg = SampleConfig.from_params(load_section("sample", args.params))

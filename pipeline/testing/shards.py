@@ -77,7 +77,7 @@ def write_raw_shard(raw_dir: str | Path, split: str, index: int,
 
     from pipeline.download.writer import ATTEMPT_SCHEMA
     from pipeline.io import atomic_path, write_json
-    from pipeline.shards import _tarinfo
+    from pipeline.io import deterministic_tarinfo
 
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -94,8 +94,8 @@ def write_raw_shard(raw_dir: str | Path, split: str, index: int,
                         "video_id": key, "start": 0.0, "end": 3.0, "x": 0.5, "y": 0.5, "speaker_id": None,
                         "gender": None, "age_group": None, "downloaded_duration": 3.0, **row}
             meta = json.dumps(full_row, sort_keys=True).encode()
-            tar.addfile(_tarinfo(f"{key}.{suffix}", len(data)), io.BytesIO(data))
-            tar.addfile(_tarinfo(f"{key}.json", len(meta)), io.BytesIO(meta))
+            tar.addfile(deterministic_tarinfo(f"{key}.{suffix}", len(data)), io.BytesIO(data))
+            tar.addfile(deterministic_tarinfo(f"{key}.json", len(meta)), io.BytesIO(meta))
             attempts.append({"key": key, "source": full_row["source"], "status": "ok", "attempt": 1,
                              "error_class": "", "error_message": "", "bytes": len(data)})
     for key, error_class in download_rejects:
