@@ -40,12 +40,18 @@ def face_to_tensor(face: np.ndarray) -> torch.Tensor:
 
 
 def spec_to_tensor(spec: np.ndarray) -> torch.Tensor:
-    """float16 ``(2, 257, 598)`` → float32 tensor.
+    """float16 ``(2, 257, 598)`` → float16 tensor (no copy).
 
-    torch's half→float kernel is ~2x faster than NumPy's astype here, and this conversion dominates the
-    loader's cost (bench/bench_loader.py), which must stay ≥ 10x faster than the training step.
+    Spectrograms stay float16 through batching and become float32 on the device (:func:`spec_batch`): the
+    half→float conversion and float32 stacking dominated the loader's cost on the CPU (bench/bench_loader.py),
+    and the loader must stay ≥ 10x faster than the training step.
     """
-    return torch.from_numpy(np.ascontiguousarray(spec)).float()
+    return torch.from_numpy(np.ascontiguousarray(spec))
+
+
+def spec_batch(batch: dict, device: torch.device | str) -> torch.Tensor:
+    """The batch's spectrograms on ``device`` as float32 ``(B, 2, 257, 598)``."""
+    return batch["spec"].to(device).float()
 
 
 def _convert(sample: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +87,7 @@ def _buffered_shuffle(items: Iterable[dict], buffer_size: int, rng: random.Rando
 class SplitDataset(IterableDataset):
     """Streams samples of one split from the shards, optionally joined with their face features (by key).
 
-    Yields dicts with ``key`` (str), ``face`` (float32 ``3xHxW`` in [0, 1]), ``spec`` (float32
+    Yields dicts with ``key`` (str), ``face`` (float32 ``3xHxW`` in [0, 1]), ``spec`` (float16
     ``2x257x598``), ``audio`` (float32 ``[96000]``, if asked), ``meta`` (dict) and, when ``features_dir`` is
     given, ``feature`` (float32 ``[D]``). ``keep`` filters samples by their meta (e.g. one gender).
     """

@@ -103,7 +103,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
                      decoder_path: str | Path, face_encoder_path: str | Path, out_dir: str | Path,
                      metrics_path: str | Path, params: dict[str, Any]) -> dict[str, Any]:
     """Evaluate one variant on the test split; write ``out_dir`` and ``metrics_path``; return the metrics."""
-    from pipeline.datasets import SplitDataset, make_loader
+    from pipeline.datasets import SplitDataset, make_loader, spec_batch
     from pipeline.device import resolve_device
     from pipeline.feature_files import feature_dim
 
@@ -138,7 +138,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
         for batch in tqdm(make_loader(dataset, int(params["batch_size"])), desc=f"evaluate[{variant.name}]",
                           unit="batch", file=sys.stderr):
             true = batch["feature"].to(device)
-            speech = encoder(batch["spec"].to(device), select_prior(batch["key"]))
+            speech = encoder(spec_batch(batch, device), select_prior(batch["key"]))
             speech_images = decoder(speech)
             f2f_images = decoder(true)
             feats["true"].append(true.cpu().numpy())

@@ -99,7 +99,7 @@ def train_classifier(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train the classifier on labelled train samples (cross-entropy, Adam); returns model and train metrics."""
     from models.gender import VoiceGenderClassifier
-    from pipeline.datasets import SplitDataset, make_loader
+    from pipeline.datasets import SplitDataset, make_loader, spec_batch
     from pipeline.device import seed_everything
 
     seed_everything(int(seed))
@@ -115,7 +115,7 @@ def train_classifier(
         bar = tqdm(make_loader(dataset, batch_size), desc=f"gender epoch {epoch + 1}/{epochs}", unit="batch",
                    leave=False)
         for batch in bar:
-            spec = batch["spec"].to(device)
+            spec = spec_batch(batch, device)
             target = _targets(batch["meta"]).to(device)
             logits = model(spec)
             loss = nn.functional.cross_entropy(logits, target)
@@ -132,7 +132,7 @@ def train_classifier(
     from pipeline.training import recalibrate_batchnorm
 
     dataset.set_epoch(int(epochs))
-    recalibrate_batchnorm(model, make_loader(dataset, batch_size), lambda batch: model(batch["spec"].to(device)))
+    recalibrate_batchnorm(model, make_loader(dataset, batch_size), lambda batch: model(spec_batch(batch, device)))
     return model, {"train_loss": history[-1]["loss"] if history else None,
                    "train_acc": history[-1]["acc"] if history else None, "history": history}
 
@@ -141,7 +141,7 @@ def train_classifier(
 def predict_split(model: nn.Module | None, shards_dir: str | Path, split: str, batch_size: int,
                   device: torch.device) -> list[dict[str, Any]]:
     """One prediction row per sample of ``split`` (``p_female``/``pred`` null when ``model`` is None)."""
-    from pipeline.datasets import SplitDataset, make_loader
+    from pipeline.datasets import SplitDataset, make_loader, spec_batch
     from pipeline.shards import list_shards
 
     if not list_shards(shards_dir, split):
@@ -152,7 +152,7 @@ def predict_split(model: nn.Module | None, shards_dir: str | Path, split: str, b
         model.eval()
     for batch in make_loader(SplitDataset(shards_dir, split, fields=fields), batch_size):
         if model is not None:
-            probs = torch.softmax(model(batch["spec"].to(device)).float(), dim=1)[:, 1].cpu().numpy()
+            probs = torch.softmax(model(spec_batch(batch, device)).float(), dim=1)[:, 1].cpu().numpy()
         else:
             probs = [None] * len(batch["key"])
         for key, meta, p in zip(batch["key"], batch["meta"], probs):

@@ -412,7 +412,7 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     """Train SE for one variant with the tri-item loss; FD and the face encoder are frozen."""
     from models import build_model
     from models.losses import tri_item_loss
-    from pipeline.datasets import SplitDataset
+    from pipeline.datasets import SplitDataset, spec_batch
     from pipeline.device import resolve_device, seed_everything
     from pipeline.feature_files import feature_dim
 
@@ -436,7 +436,7 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
 
     def step(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         true = batch["feature"].to(device)
-        speech = model(batch["spec"].to(device), select_prior(batch["key"]))
+        speech = model(spec_batch(batch, device), select_prior(batch["key"]))
         loss, parts = tri_item_loss(true, speech, decoder.fc1, face_encoder.classify, lambdas)
         return loss, {k: float(v) for k, v in parts.items() if k != "total"}
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.datasets import DatasetError, SplitDataset, collate, load_features, make_loader
+from pipeline.datasets import DatasetError, SplitDataset, collate, load_features, make_loader, spec_batch
 from pipeline.feature_files import FeaturesError
 from pipeline.testing.features import write_dummy_features
 from pipeline.testing.shards import write_dummy_shards
@@ -30,9 +30,13 @@ def test_streams_with_features_joined_by_key(tiny):
     for i, it in enumerate(items):
         assert it["face"].shape == (3, 16, 16) and it["face"].dtype == torch.float32
         assert 0.0 <= float(it["face"].min()) and float(it["face"].max()) <= 1.0
-        assert it["spec"].shape == (2, 257, 598) and it["spec"].dtype == torch.float32
+        # float16 through the loader (cheap batching), float32 on the device via spec_batch
+        assert it["spec"].shape == (2, 257, 598) and it["spec"].dtype == torch.float16
         assert it["meta"]["key"] == it["key"]
         assert torch.equal(it["feature"], torch.from_numpy(array[i]))
+    batch = collate(items[:2])
+    on_device = spec_batch(batch, "cpu")
+    assert on_device.shape == (2, 2, 257, 598) and on_device.dtype == torch.float32
 
 
 def test_shuffle_is_deterministic_per_epoch(tiny):
