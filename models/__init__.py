@@ -17,6 +17,7 @@ from models.decoder import FaceDecoder
 from models.encoder import SpeechEncoder
 from models.gender import GENDER_CLASSES, VoiceGenderClassifier
 from models.losses import DecoderLoss, tri_item_loss
+from models.probe import AttributeProbe
 from models.vggface import VGGFACE_MEAN, VGGFace, VGGFaceWeightsError, load_vggface_weights
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
@@ -24,6 +25,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "face_decoder": FaceDecoder,
     "speech_encoder": SpeechEncoder,
     "voice_gender": VoiceGenderClassifier,
+    "attribute_probe": AttributeProbe,
 }
 
 
@@ -49,7 +51,7 @@ def build_model(arch: str, config: Mapping[str, Any] | None = None) -> nn.Module
 
 
 __all__ = [
-    "ARCHITECTURES", "CBAM", "DecoderLoss", "FaceDecoder", "GENDER_CLASSES", "ModelConfigError", "SpeechEncoder",
+    "ARCHITECTURES", "AttributeProbe", "CBAM", "DecoderLoss", "FaceDecoder", "GENDER_CLASSES", "ModelConfigError", "SpeechEncoder",
     "VGGFACE_MEAN", "VGGFace", "VGGFaceWeightsError", "VoiceGenderClassifier", "build_model",
     "load_vggface_weights", "tri_item_loss",
 ]

@@ -19,6 +19,9 @@ Decisions (the paper is silent or inconsistent; DESIGN.md §3):
 - Every transposed convolution is followed by BatchNorm and ReLU (as in Cole et al.'s decoder the paper cites);
   the output is a sigmoid so images are in [0, 1] like the inputs of VGGFace and MS-SSIM (data_range=1).
 - fc1 and fc2 are followed by ReLU (a linear fc1->fc2 pair would collapse into one linear map).
+- ``first_map`` (default ``image_size / 32``, the paper's 7 at 224) is the side of the map fc2 reshapes to. A
+  larger first map (a power-of-two multiple) turns that many of the first stride-2 layers into stride-1 ones, so
+  the output size is unchanged; at 64 px the default 2x2 map leaves fc2 almost no room for where things are.
 """
 from __future__ import annotations
 
@@ -41,13 +44,18 @@ class FaceDecoder(nn.Module):
     """Map a face feature ``(B, feature_dim)`` to an RGB image in [0, 1] ``(B, 3, image_size, image_size)``."""
 
     def __init__(self, feature_dim: int = 4096, fc1_dim: int = 1000, image_size: int = 224,
-                 width: float = 1.0, use_cbam: bool = True) -> None:
+                 width: float = 1.0, use_cbam: bool = True, first_map: int | None = None) -> None:
         super().__init__()
         if image_size < 32 or image_size % 32:
             raise ValueError(f"FaceDecoder image_size must be a positive multiple of 32, got {image_size}")
         self.feature_dim = int(feature_dim)
         self.image_size = int(image_size)
-        self.start_side = image_size // 32
+        self.start_side = int(first_map) if first_map else image_size // 32
+        ratio = self.start_side // (image_size // 32)
+        skipped = ratio.bit_length() - 1  # stride-2 layers that become stride 1
+        if ratio < 1 or ratio != 1 << skipped or ratio * (image_size // 32) != self.start_side or skipped > 5:
+            raise ValueError(f"FaceDecoder first_map must be image_size/32 ({image_size // 32}) times a power of two "
+                             f"up to 32, got {first_map}")
         self.start_channels = scaled(512, width)
         self.fc1 = nn.Linear(feature_dim, fc1_dim)
         self.fc2 = nn.Linear(fc1_dim, self.start_channels * self.start_side ** 2)
@@ -59,6 +67,8 @@ class FaceDecoder(nn.Module):
                     layers.append(CBAM(in_ch))
                 continue
             channels, stride = spec
+            if stride == 2 and skipped > 0:
+                stride, skipped = 1, skipped - 1
             out_ch = scaled(channels, width)
             layers += [
                 nn.ConvTranspose2d(in_ch, out_ch, kernel_size=5, stride=stride, padding=2,

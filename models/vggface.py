@@ -12,6 +12,10 @@ Decisions (the paper and DESIGN.md leave these open):
 - ``fc7_relu`` picks the face feature: fc7 after its ReLU (True, default) or before it (False).
   ``classify(feature)`` always applies the ReLU itself when the feature is pre-ReLU, so
   ``classify(features(x)) == forward(x)[1]`` (in eval mode) either way.
+- ``batch_norm`` (off for the converted model, whose layout has none) puts a BatchNorm after every convolution,
+  as torchvision's ``vgg16_bn``: named ``bn{block}_{i}``, so such checkpoints never load as ``vgg_face_dag``.
+  A plain 16-layer VGG trained from scratch needs hundreds of epochs to leave chance; with BatchNorm it learns
+  the face corpus's identities in a few epochs (the ``face_encoder`` stage's ``train`` source).
 - ``width`` scales the five conv blocks (64, 128, 256, 512, 512; rounded, at least 1 channel); ``fc_dim`` is
   fc6/fc7's width; ``image_size`` must be a multiple of 32 (five pools): fc6 reads ``C5 * (image_size/32)**2``.
 """
@@ -40,13 +44,15 @@ class VGGFace(nn.Module):
     """VGG-16 face classifier returning the fc7 face feature and fc8 identity logits."""
 
     def __init__(self, width: float = 1.0, image_size: int = 224, fc_dim: int = 4096,
-                 num_classes: int = 2622, fc7_relu: bool = True, dropout: float = 0.5) -> None:
+                 num_classes: int = 2622, fc7_relu: bool = True, dropout: float = 0.5,
+                 batch_norm: bool = False) -> None:
         super().__init__()
         if image_size < 32 or image_size % 32:
             raise ValueError(f"VGGFace image_size must be a positive multiple of 32, got {image_size}")
         self.image_size = int(image_size)
         self.fc7_relu = bool(fc7_relu)
         self.feature_dim = int(fc_dim)
+        self.batch_norm = bool(batch_norm)
         self.conv_names: list[str] = []
         in_ch = 3
         for block, (channels, repeats) in enumerate(_BLOCKS, start=1):
@@ -54,6 +60,8 @@ class VGGFace(nn.Module):
             for i in range(1, repeats + 1):
                 name = f"conv{block}_{i}"
                 setattr(self, name, nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=1))
+                if batch_norm:
+                    setattr(self, f"bn{block}_{i}", nn.BatchNorm2d(out_ch))
                 self.conv_names.append(name)
                 in_ch = out_ch
         side = image_size // 32
@@ -76,7 +84,10 @@ class VGGFace(nn.Module):
                              f"got {tuple(images01.shape[-2:])}")
         x = self.preprocess(images01)
         for name in self.conv_names:
-            x = F.relu(getattr(self, name)(x))
+            x = getattr(self, name)(x)
+            if self.batch_norm:
+                x = getattr(self, "bn" + name[len("conv"):])(x)
+            x = F.relu(x)
             if name in _POOL_AFTER:
                 x = F.max_pool2d(x, kernel_size=2, stride=2)
         return x

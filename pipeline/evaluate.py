@@ -11,9 +11,11 @@ share of samples whose own face is in the top k (chance = k/N). Because one spea
 faces are near-duplicates, a speaker-level recall is reported too: the gallery is one mean face feature per
 test speaker and a hit is the speaker's own entry (chance = k/N_speakers).
 
-Gender agreement: the gender of a generated face is read with a nearest-class-mean probe in face-feature space
-(nearer of the male and female priors); agreement with the speaker's label is reported for the generated face,
-for Face-to-Face and for the true face (the probe's own ceiling).
+Attribute agreement: the attribute probe (``pipeline.probe``, a small CNN trained on the face corpus's true
+crops) reads gender, age group, skin tone, hair colour, glasses and beard from the generated face, from the
+Face-to-Face reconstruction and from the true face (the probe's own ceiling); each is compared with the speaker's
+known attributes (``attributes_path``, the sample's ``speakers.json``), with chance = the majority class's share.
+``gender_agreement`` keeps the gender column of it next to the voice classifier's own accuracy.
 
 Outputs in ``out_dir``: ``per_sample.parquet`` (key, speaker, gender, the nine distances, ranks),
 ``faces.npz`` (uint8 grid faces: original, Face-to-Face, generated, with their keys), ``grid.png``,
@@ -70,8 +72,9 @@ def grid_keys(samples: list[tuple[str, str, str | None]], n: int) -> list[str]:
     return chosen
 
 
-def save_grid_png(path: str | Path, rows: list[np.ndarray], row_labels: list[str]) -> None:
-    """Save a grid of uint8 faces (each row ``[C, H, W, 3]``) as a PNG with row labels, atomically."""
+def save_grid_png(path: str | Path, rows: list[np.ndarray], row_labels: list[str],
+                  column_labels: list[str] | None = None) -> None:
+    """Save a grid of uint8 faces (each row ``[C, H, W, 3]``) as a PNG with row (and column) labels, atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,6 +94,8 @@ def save_grid_png(path: str | Path, rows: list[np.ndarray], row_labels: list[str
                 ax.imshow(faces[c])
             if c == 0:
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+            if r == 0 and column_labels is not None and c < len(column_labels):
+                ax.set_title(column_labels[c], fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         # No metadata: the PNG must be byte-identical across runs.
@@ -101,20 +106,25 @@ def save_grid_png(path: str | Path, rows: list[np.ndarray], row_labels: list[str
 def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: str | Path,
                      priors_dir: str | Path, gender_dir: str | Path, encoder_path: str | Path,
                      decoder_path: str | Path, face_encoder_path: str | Path, out_dir: str | Path,
-                     metrics_path: str | Path, params: dict[str, Any]) -> dict[str, Any]:
+                     metrics_path: str | Path, params: dict[str, Any], probe_path: str | Path,
+                     attributes_path: str | Path = "") -> dict[str, Any]:
     """Evaluate one variant on the test split; write ``out_dir`` and ``metrics_path``; return the metrics."""
     from pipeline.datasets import SplitDataset, make_loader, spec_batch
     from pipeline.device import resolve_device
-    from pipeline.feature_files import feature_dim
+    from pipeline.feature_files import feature_dim, read_features_meta
+    from pipeline.probe import ARCH as PROBE_ARCH, predict, speaker_attributes
 
     variant = get_variant(variant_name)
     device = resolve_device(params.get("device", "auto"))
     dim = feature_dim(features_dir)
-    priors = load_priors(priors_dir, dim, priors_needed(variant))  # male/female are also the gender probe
+    priors = load_priors(priors_dir, dim, priors_needed(variant))
     predictions = load_gender_predictions(gender_dir)
     face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
+    face_encoder.fc7_relu = bool(read_features_meta(features_dir).get("relu", True))
     decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)
     encoder, encoder_header = load_frozen(encoder_path, ARCH_ENCODER, device)
+    probe, _ = load_frozen(probe_path, PROBE_ARCH, device)
+    attributes = speaker_attributes(attributes_path)
     trained_variant = encoder_header.get("variant")
     if trained_variant is not None and trained_variant != variant.name:
         raise EvaluationError(f"{encoder_path} was trained as variant '{trained_variant}', not '{variant.name}'")
@@ -130,6 +140,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     speakers: list[str] = []
     genders: list[str | None] = []
     feats = {"true": [], "speech": [], "speech_face": [], "face_to_face": []}
+    probe_reads: dict[str, list[dict[str, np.ndarray]]] = {"generated": [], "face_to_face": [], "true_face": []}
     faces: dict[str, tuple[str, str, np.ndarray]] = {}
     faces_per_group: dict[str, list[str]] = {}
     seen_speakers: set[str] = set()
@@ -145,6 +156,9 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
             feats["speech"].append(speech.cpu().numpy())
             feats["speech_face"].append(face_encoder.features(speech_images).cpu().numpy())
             feats["face_to_face"].append(face_encoder.features(f2f_images).cpu().numpy())
+            for name, images in (("generated", speech_images), ("face_to_face", f2f_images),
+                                 ("true_face", batch["face"])):
+                probe_reads[name].append(predict(probe, images, device))
             originals = to_uint8_images(batch["face"])
             generated = to_uint8_images(speech_images)
             regenerated = to_uint8_images(f2f_images)
@@ -163,7 +177,9 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     if not keys:
         raise EvaluationError(f"variant '{variant.name}': the test split has no samples to evaluate")
     arrays = {name: np.concatenate(parts).astype(np.float64) for name, parts in feats.items()}
-    metrics = summarize(variant.name, keys, speakers, genders, arrays, priors, params, predictions)
+    reads = {name: {attr: np.concatenate([part[attr] for part in parts]) for attr in parts[0]}
+             for name, parts in probe_reads.items()}
+    metrics = summarize(variant.name, keys, speakers, genders, arrays, params, predictions, reads, attributes)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -182,9 +198,15 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
 
 
 def summarize(variant: str, keys: list[str], speakers: list[str], genders: list[str | None],
-              arrays: dict[str, np.ndarray], priors: dict[str, np.ndarray], params: dict[str, Any],
-              predictions: dict | None = None) -> dict[str, Any]:
-    """Table 4 means, retrieval recall (sample and speaker level, with chance) and gender agreement."""
+              arrays: dict[str, np.ndarray], params: dict[str, Any], predictions: dict | None = None,
+              probe_reads: dict[str, dict[str, np.ndarray]] | None = None,
+              attributes: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """Table 4 means, retrieval recall (sample and speaker level, with chance) and attribute agreement.
+
+    ``probe_reads``: ``generated|face_to_face|true_face -> attribute -> predicted class [N]`` (the attribute
+    probe's readings); ``attributes``: ``speaker_id -> attribute -> class`` (their ground truth)."""
+    from pipeline.probe import accuracy, labels_for
+
     true = arrays["true"]
     n = len(keys)
     out: dict[str, Any] = {"variant": variant, "n_samples": n, "n_speakers": len(set(speakers)),
@@ -204,13 +226,9 @@ def summarize(variant: str, keys: list[str], speakers: list[str], genders: list[
     out["speaker_recall"] = {str(k): v for k, v in M.recall_at_k(speaker_ranks, ks).items()}
     out["speaker_recall_chance"] = {str(k): M.chance_recall(k, len(gallery_speakers)) for k in ks}
     out["median_rank"] = float(np.median(ranks) + 1)
-    gender = {}
-    for name, key in (("generated", "speech_face"), ("face_to_face", "face_to_face"), ("true_face", "true")):
-        if "male" not in priors or "female" not in priors:  # one gender absent from training: no probe
-            gender[name] = None
-            continue
-        probe = M.nearest_prior_gender(arrays[key], priors["male"], priors["female"])
-        gender[name] = M.agreement(list(probe), genders)[0]
+    labels = labels_for(speakers, attributes or {})
+    out["attributes"] = {name: accuracy(reads, labels) for name, reads in (probe_reads or {}).items()}
+    gender: dict[str, Any] = {name: out["attributes"][name]["gender"]["accuracy"] for name in out["attributes"]}
     gender["labelled_samples"] = M.agreement(["M"] * n, genders)[1]
     if predictions:
         voice = [predictions.get(k, (None, None))[1] for k in keys]

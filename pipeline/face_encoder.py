@@ -18,7 +18,7 @@ import shutil
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -146,13 +146,21 @@ def identity_of(meta: Mapping[str, Any]) -> str:
     return str(meta.get("speaker_id") or meta.get("video_id") or meta.get("key"))
 
 
-def plan_identities(shards_dir: str | Path, seed: int) -> tuple[list[str], dict[str, int], set[str]]:
-    """Train identities (sorted), ``key -> class index``, and one held-out key per identity with >= 2 clips."""
+def plan_identities(shards_dir: str | Path, seed: int,
+                    check: Callable[[Mapping[str, Any], str], None] | None = None,
+                    ) -> tuple[list[str], dict[str, int], set[str]]:
+    """Train identities (sorted), ``key -> class index``, and one held-out key per identity with >= 2 clips.
+
+    ``check(meta, shard_name)`` may reject an image's meta (e.g. the face corpus's ``check_corpus_meta``).
+    """
     from pipeline.shards import iter_samples, list_shards
 
     by_identity: dict[str, list[str]] = defaultdict(list)
-    for sample in iter_samples(list_shards(shards_dir, "train"), fields=["meta"]):
-        by_identity[identity_of(sample["meta"])].append(sample["key"])
+    for shard in list_shards(shards_dir, "train"):
+        for sample in iter_samples([shard], fields=["meta"]):
+            if check is not None:
+                check(sample["meta"], str(shard))
+            by_identity[identity_of(sample["meta"])].append(sample["key"])
     identities = sorted(by_identity)
     rng = np.random.default_rng(int(seed))
     key_class: dict[str, int] = {}
@@ -188,7 +196,8 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
     flip = torch.rand(b, generator=generator) < 0.5
     out[flip] = out[flip].flip(-1)
-    brightness = 0.8 + 0.4 * torch.rand(b, 1, 1, 1, generator=generator)
+    # Mild (±5 %): skin tones a step apart differ by about 10 % in brightness, and skin is part of identity.
+    brightness = 0.95 + 0.1 * torch.rand(b, 1, 1, 1, generator=generator)
     return (out * brightness).clamp_(0.0, 1.0)
 
 
@@ -206,26 +215,40 @@ def identity_accuracy(model: nn.Module, loader, key_class: Mapping[str, int], de
 
 
 def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_size: int,
-                       device: torch.device) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
-    """Train VGGFace as an identity classifier; returns ``(model, config, metrics)``."""
+                       device: torch.device, check: Callable[[Mapping[str, Any], str], None] | None = None,
+                       ) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
+    """Train VGGFace as an identity classifier on the ``train`` images of ``shards_dir`` (the face corpus, or
+    preprocessed shards); returns ``(model, config, metrics)``. ``check`` validates each image's meta.
+
+    With ``attribute_weight`` > 0 and images whose meta carries the face corpus's attributes, one linear head per
+    attribute on the fc7 feature is trained alongside (loss = identity CE + weight x the attributes' CE), and
+    dropped afterwards: the feature then encodes what the corpus's faces vary in (gender, age, skin, hair,
+    glasses, beard) as a VGGFace trained on thousands of real identities does, while the demo's few hundred
+    near-identical synthetic identities alone teach it slowly.
+    """
     from models.vggface import VGGFace
     from pipeline.datasets import SplitDataset, make_loader
     from pipeline.device import seed_everything
+    from pipeline.sample.corpus import ATTRIBUTES
 
     seed = int(params["seed"])
-    identities, key_class, heldout = plan_identities(shards_dir, seed)
+    identities, key_class, heldout = plan_identities(shards_dir, seed, check)
     if len(identities) < 2:
         raise FaceEncoderError(f"training a face encoder needs at least 2 train identities, found "
                                f"{len(identities)}")
     generator = seed_everything(seed)
     config = {"width": float(params["width"]), "image_size": int(image_size), "fc_dim": int(params["fc_dim"]),
-              "num_classes": len(identities), "fc7_relu": True, "dropout": float(params.get("dropout", 0.5))}
+              "num_classes": len(identities), "fc7_relu": True, "dropout": float(params.get("dropout", 0.5)),
+              "batch_norm": bool(params.get("batch_norm", False))}
     model = VGGFace(**config)
     init_vgg_(model)
     model.to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=float(params["lr"]))
-    train_set = SplitDataset(shards_dir, "train", fields=("face",), shuffle=True, seed=seed, buffer_size=1000,
-                             keep=lambda meta: meta.get("key") not in heldout)
+    attribute_weight = float(params.get("attribute_weight", 0.0))
+    heads = nn.ModuleDict({name: nn.Linear(config["fc_dim"], len(classes)) for name, classes in ATTRIBUTES.items()})
+    heads.to(device)
+    optimiser = torch.optim.Adam(list(model.parameters()) + list(heads.parameters()), lr=float(params["lr"]))
+    train_set = SplitDataset(shards_dir, "train", fields=("face", "meta"), shuffle=True, seed=seed,
+                             buffer_size=1000, keep=lambda meta: meta.get("key") not in heldout)
     heldout_set = SplitDataset(shards_dir, "train", fields=("face",), keep=lambda meta: meta.get("key") in heldout)
     batch_size = int(params["batch_size"])
     epochs = int(params["epochs"])
@@ -238,8 +261,12 @@ def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_
             for batch in make_loader(train_set, batch_size):
                 images = augment(batch["face"], generator).to(device)
                 target = torch.tensor([key_class[k] for k in batch["key"]], device=device)
-                _, logits = model(images)
+                feature, logits = model(images)
                 loss = F.cross_entropy(logits, target)
+                if attribute_weight > 0 and all(name in batch["meta"][0] for name in ATTRIBUTES):
+                    for name, classes in ATTRIBUTES.items():
+                        labels = torch.tensor([list(classes).index(m[name]) for m in batch["meta"]], device=device)
+                        loss = loss + attribute_weight * F.cross_entropy(heads[name](feature), labels)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -251,6 +278,12 @@ def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_
             history.append({"epoch": epoch + 1, "loss": round(total_loss / seen, 6), "acc": round(correct / seen, 6)})
             bar.update(1)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.2f}")
+    if config["batch_norm"]:  # running statistics from the final weights (pipeline.training.recalibrate_batchnorm)
+        from pipeline.training import recalibrate_batchnorm
+
+        train_set.set_epoch(epochs)
+        recalibrate_batchnorm(model, make_loader(train_set, batch_size),
+                              lambda batch: model(batch["face"].to(device)))
     heldout_acc = identity_accuracy(model, make_loader(heldout_set, batch_size), key_class, device)
     metrics = {
         "source": "train",

@@ -128,8 +128,12 @@ def compute_priors(
     n: int,
     convergence_n: Sequence[int],
     seed: int,
+    neutral_at: dict[int, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Neutral, male and female priors over the train split and the metrics (counts, Table 1).
+
+    ``neutral_at``, when given, is filled with the neutral prior at every size of ``convergence_n`` and ``n``
+    (capped at the train split's size): what the paper's Figure 2 decodes.
 
     ``predicted_gender`` maps train keys to ``"M"``/``"F"`` (or None when unknown). A group with no samples gets
     no array (absent from the returned dict) and ``n_used`` 0.
@@ -154,6 +158,9 @@ def compute_priors(
 
     accumulate(plans, shards())
     priors = {plan.name: prior_at(plan, plan.n_used).astype(np.float32) for plan in plans if plan.n_used > 0}
+    if neutral_at is not None:
+        neutral = plans[GROUPS.index("neutral")]
+        neutral_at.update({c: prior_at(neutral, c).astype(np.float32) for c in neutral.checkpoints})
     dim = next(iter(priors.values())).shape[0]
     metrics = {
         "dim": int(dim),
@@ -184,6 +191,21 @@ def save_priors(path: str | Path, priors: Mapping[str, np.ndarray], counts: Mapp
     for name in GROUPS:
         members[name] = np.asarray(priors.get(name, np.zeros(0, dtype=np.float32)), dtype=np.float32)
         members[f"n_{name}"] = np.asarray(int(counts.get(name, 0)), dtype=np.int64)
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name in sorted(members):
+                buffer = io.BytesIO()
+                np.save(buffer, members[name], allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, buffer.getvalue())
+
+
+def save_convergence_priors(path: str | Path, neutral_at: Mapping[int, np.ndarray]) -> None:
+    """Write ``convergence.npz``: ``n`` (int64 [K], ascending) and ``neutral`` (float32 [K, D]), deterministically."""
+    sizes = sorted(int(n) for n in neutral_at)
+    members = {"n": np.asarray(sizes, dtype=np.int64),
+               "neutral": np.stack([np.asarray(neutral_at[n], dtype=np.float32) for n in sizes])}
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             for name in sorted(members):

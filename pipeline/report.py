@@ -1,14 +1,16 @@
-"""The report: paper Table 4 (Markdown), a Figure 6-like face grid and Figure 5-like loss curves.
+"""The report: paper Table 4 (Markdown), Figures 6, 5, 4 and 2, and the attribute agreement of the faces.
 
 Reads only ``data/eval/<variant>/`` (``metrics.json``, ``faces.npz``, ``history.json`` written by the evaluate
-stage), so the report stage depends on one directory. Writes into ``reports/``:
-``table4.md`` (every variant side by side, plus retrieval recall with chance, gender agreement and the
-learn-something gate), ``figure6.png`` (rows: original, Face-to-Face, each variant; columns: test speakers),
-``figure5.png`` (per-epoch training loss of every variant) and ``summary.json`` (the same numbers, machine
-readable).
+stage) and ``data/eval_decoder/`` (the decoder's own evaluation and Figures 4 and 2). Writes into ``reports/``:
+``table4.md`` (the face decoder's reconstruction numbers, every variant side by side, retrieval recall with
+chance, attribute agreement with chance, convergence and the learn-something gate), ``figure6.png`` (rows:
+original, Face-to-Face, each variant; columns: test speakers), ``figure5.png`` (per-epoch training loss of every
+variant), ``figure4.png`` (original vs FD(true feature), train and test faces), ``figure2.png`` (FD of the
+neutral prior at each size n) and ``summary.json`` (the same numbers, machine readable).
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +97,69 @@ def gate(evals: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def table4_markdown(evals: dict[str, dict[str, Any]]) -> str:
-    """Table 4 (feature distances) plus retrieval, gender and convergence tables, as Markdown."""
+def decoder_markdown(dec: dict[str, Any]) -> list[str]:
+    """The face decoder's own numbers (data/eval_decoder/metrics.json) as Markdown lines."""
+    lines = ["# Face decoder FD: does it draw the face it is given? (paper Figure 4: `figure4.png`)", "",
+             "FD(F) for the true face feature F of the first faces of each split. L1 ratio: pixel L1 to the true "
+             "crop over the L1 of always answering the mean training face (1 = no better than the mean face). "
+             "Speaker-mean oracle: the same ratio for each speaker's own mean crop. Diversity: pixel std of FD(F) "
+             "across samples over that of the true crops (0 = one face for everyone).", "",
+             "| split | faces | L1 ratio | speaker-mean oracle | diversity |", "| --- | ---: | ---: | ---: | ---: |"]
+    for split in ("train", "test"):
+        m = dec[split]
+        lines.append(f"| {split} | {m['n']} | {_fmt(m['l1_ratio'])} | {_fmt(m['speaker_mean_l1_ratio'])} | "
+                     f"{_fmt(m['diversity'])} |")
+    r = dec["face_to_face_retrieval"]
+    ks = sorted(r["recall"], key=int)
+    lines += ["", "Face-to-Face retrieval: VGGFace(FD(F)) ranks the true features of all test faces "
+              "(sample level) or one mean feature per test speaker (speaker level); chance in brackets.", "",
+              "| | " + " | ".join(f"R@{k}" for k in ks) + " |", "| --- | " + " | ".join("---:" for _ in ks) + " |",
+              f"| sample level (N={r['n']}) | " + " | ".join(f"{r['recall'][k]:.3f} ({r['recall_chance'][k]:.3f})"
+                                                      for k in ks) + " |",
+              "| speaker level | " + " | ".join(f"{r['speaker_recall'][k]:.3f} ({r['speaker_recall_chance'][k]:.3f})"
+                                              for k in ks) + " |",
+              "", f"Figure 2 (`figure2.png`): FD of the neutral prior at n = {', '.join(map(str, dec['figure2_n']))}.",
+              ""]
+    return lines
+
+
+def attributes_markdown(evals: dict[str, dict[str, Any]], dec: dict[str, Any] | None) -> list[str]:
+    """Attribute agreement: the probe's accuracy per attribute on true, Face-to-Face and generated test faces."""
+    columns: list[tuple[str, dict[str, Any]]] = []
+    if dec is not None:
+        columns += [("true face", dec["attributes"]["true_face"]), ("Face-to-Face", dec["attributes"]["face_to_face"])]
+    for name, entry in evals.items():
+        reads = entry["metrics"].get("attributes", {})
+        if "generated" in reads:
+            columns.append((name, reads["generated"]))
+    if not columns:
+        return []
+    names = list(columns[0][1])
+    lines = ["## Attribute agreement (test faces)", "",
+             "The attribute probe (a small CNN trained on the face corpus's true crops) reads each attribute from "
+             "a face; the number is its agreement with the speaker's known attribute. Chance = the majority "
+             "class's share among those speakers. male/female are evaluated on one gender only.", "",
+             "| attribute | chance | " + " | ".join(c for c, _ in columns) + " |",
+             "| --- | ---: | " + " | ".join("---:" for _ in columns) + " |"]
+    for attr in names:
+        first = columns[0][1][attr]
+        chance = _fmt(first.get("chance"))
+        cells = []
+        for _, reads in columns:
+            entry = reads.get(attr, {})
+            cells.append(_fmt(entry.get("accuracy")) if entry.get("accuracy") is not None
+                         else (entry.get("note") or "–"))
+        lines.append(f"| {attr} | {chance} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def table4_markdown(evals: dict[str, dict[str, Any]], dec: dict[str, Any] | None = None) -> str:
+    """The decoder's numbers, Table 4 (feature distances), retrieval, attribute and convergence tables."""
     first = next(iter(evals.values()))["metrics"]
     ks = sorted(first["recall"], key=int)
-    lines = ["# Table 4: speech feature vs true face feature (test split)", "",
+    lines = decoder_markdown(dec) if dec is not None else []
+    lines += ["# Table 4: speech feature vs true face feature (test split)", "",
              "L1, L2: distances between the encoder's final feature S and the true face feature F (raw fc7, not "
              "normalised); Cos(deg): the angle between them. Primed columns: the same for VGGFace(FD(S)). "
              "Face-to-Face: VGGFace(FD(F)) vs F. Lower is better.", "",
@@ -124,14 +184,10 @@ def table4_markdown(evals: dict[str, dict[str, Any]]) -> str:
         speaker = " | ".join(f"{m['speaker_recall'][k]:.3f} ({m['speaker_recall_chance'][k]:.3f})" for k in ks)
         lines.append(f"| {name} | {m['n_samples']} | {sample} | {m['n_speakers']} | {speaker} | "
                      f"{m['median_rank']:.1f} |")
-    lines += ["", "## Gender agreement with the speaker's label", "",
-              "Gender of a face = the nearer of the male/female priors in face-feature space (nearest class mean).",
-              "", "| Model | generated face | Face-to-Face | true face | voice classifier | labelled |",
-              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for name, entry in evals.items():
-        g = entry["metrics"]["gender_agreement"]
-        lines.append(f"| {name} | {_fmt(g.get('generated'))} | {_fmt(g.get('face_to_face'))} | "
-                     f"{_fmt(g.get('true_face'))} | {_fmt(g.get('voice_classifier'))} | {g.get('labelled_samples')} |")
+    lines += [""] + attributes_markdown(evals, dec)
+    lines += ["Voice gender classifier accuracy on each variant's test samples: "
+              + ", ".join(f"{name} {_fmt(e['metrics']['gender_agreement'].get('voice_classifier'))}"
+                          for name, e in evals.items()), ""]
     conv = convergence(evals)
     if conv:
         lines += ["", "## Convergence (paper Fig. 5: prior variants converge faster than non_prior)", "",
@@ -196,19 +252,30 @@ def figure5(evals: dict[str, dict[str, Any]], path: str | Path) -> None:
     plt.close(fig)
 
 
-def write_report(eval_dir: str | Path, out_dir: str | Path, params: dict[str, Any]) -> list[Path]:
-    """Write table4.md, figure6.png, figure5.png and summary.json into ``out_dir``; return their paths."""
+def write_report(eval_dir: str | Path, out_dir: str | Path, params: dict[str, Any],
+                 eval_decoder_dir: str | Path | None = None) -> list[Path]:
+    """Write table4.md, figure6.png, figure5.png, figure4.png, figure2.png and summary.json; return their paths."""
     evals = load_evaluations(eval_dir)
+    dec = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    copied: list[Path] = []
+    if eval_decoder_dir is not None:
+        eval_decoder_dir = Path(eval_decoder_dir)
+        if not (eval_decoder_dir / "metrics.json").is_file():
+            raise ReportError(f"{eval_decoder_dir}/metrics.json not found (run the evaluate_decoder stage first)")
+        dec = read_json(eval_decoder_dir / "metrics.json")
+        for name in ("figure4.png", "figure2.png"):
+            shutil.copyfile(eval_decoder_dir / name, out_dir / name)
+            copied.append(out_dir / name)
     table = out_dir / "table4.md"
     with atomic_path(table) as tmp:
-        tmp.write_text(table4_markdown(evals), encoding="utf-8")
+        tmp.write_text(table4_markdown(evals, dec), encoding="utf-8")
     fig6 = out_dir / "figure6.png"
     figure6(evals, fig6, int(params["grid_columns"]))
     fig5 = out_dir / "figure5.png"
     figure5(evals, fig5)
     summary = out_dir / "summary.json"
-    write_json(summary, {"gate": gate(evals), "convergence": convergence(evals),
+    write_json(summary, {"gate": gate(evals), "convergence": convergence(evals), "decoder": dec,
                          "variants": {n: e["metrics"] for n, e in evals.items()}})
-    return [table, fig6, fig5, summary]
+    return [table, fig6, fig5, *copied, summary]

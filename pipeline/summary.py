@@ -24,6 +24,8 @@ def summary_text(reports_dir: str | Path = "reports") -> str:
               f"    table:        {table}",
               f"    face grid:    {reports_dir / 'figure6.png'} (rows: original, Face-to-Face, each variant)",
               f"    loss curves:  {reports_dir / 'figure5.png'}  (interactive: dvc plots show)",
+              f"    decoder:      {reports_dir / 'figure4.png'} (original vs FD(true feature)), "
+              f"{reports_dir / 'figure2.png'} (FD(neutral prior) per n)",
               "    per variant:  metrics/eval-<variant>.json, data/eval/<variant>/ (per_sample.parquet, grid.png)",
               "    models:       data/models/ (try: python -m pipeline.predict --help)"]
     return "\n".join(lines)

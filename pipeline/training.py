@@ -364,40 +364,64 @@ def _finish(out: str | Path, model, arch: str, config: dict, extra: dict) -> Non
 # ----------------------------------------------------------------------------------------------- decoder
 
 
-def train_decoder(shards_dir: str | Path, features_dir: str | Path, face_encoder_path: str | Path,
-                  out: str | Path, metrics_path: str | Path, plots_dir: str | Path,
+def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: str | Path,
+                  face_encoder_path: str | Path, out: str | Path, metrics_path: str | Path, plots_dir: str | Path,
                   params: dict[str, Any]) -> dict[str, Any]:
-    """Train FD (face feature → face image) with DecoderLoss through the frozen face encoder."""
+    """Train FD (face feature → face image) through the frozen face encoder, on ``params['faces']``:
+
+    - ``corpus``: the face-image corpus's crops (the demo); each crop's feature is the frozen face encoder's fc7
+      (post- or pre-ReLU as ``features/meta.json`` records, so FD sees the kind of feature the speech side is
+      trained towards), computed on the fly;
+    - ``shards``: the train split's face crops with their features from ``features_dir`` (the paper: FD is
+      trained on AVSpeech's face crops).
+    """
     from models import build_model
     from models.losses import DecoderLoss
     from pipeline.datasets import SplitDataset
     from pipeline.device import resolve_device, seed_everything
-    from pipeline.feature_files import feature_dim
+    from pipeline.feature_files import feature_dim, read_features_meta
 
     device = resolve_device(params.get("device", "auto"))
     seed_everything(int(params["seed"]))
     dim = feature_dim(features_dir)
     face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
-    dataset = SplitDataset(shards_dir, "train", fields=("face",), features_dir=features_dir, shuffle=True,
-                           seed=int(params["seed"]))
+    face_encoder.fc7_relu = bool(read_features_meta(features_dir).get("relu", True))
+    if int(face_encoder.feature_dim) != dim:
+        raise TrainingError(f"the face encoder gives {face_encoder.feature_dim}-d features but {features_dir} "
+                            f"holds {dim}-d ones (rerun the features stage)")
+    faces = str(params.get("faces", "corpus"))
+    if faces == "corpus":
+        dataset = SplitDataset(corpus_dir, "train", fields=("face",), shuffle=True, seed=int(params["seed"]))
+    elif faces == "shards":
+        dataset = SplitDataset(shards_dir, "train", fields=("face",), features_dir=features_dir, shuffle=True,
+                               seed=int(params["seed"]))
+    else:
+        raise TrainingError(f"train_decoder.faces must be 'corpus' or 'shards', got {faces!r}")
     image_size = peek_image_size(dataset)
     config = {"feature_dim": dim, "fc1_dim": int(params["fc1_dim"]), "image_size": image_size,
-              "width": float(params["width"]), "use_cbam": True}
+              "width": float(params["width"]), "use_cbam": True,
+              "first_map": int(params.get("first_map") or 0) or None}
     model = build_model(ARCH_DECODER, config).to(device)
     criterion = DecoderLoss(alpha=float(params["alpha"]), msssim_win_size=int(params["msssim_win_size"]),
                             cos_weight=float(params["cos_weight"])).to(device)
+    use_cos = float(params["cos_weight"]) > 0
 
     def step(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        feature = batch["feature"].to(device)
         target = batch["face"].to(device)
+        if "feature" in batch:
+            feature = batch["feature"].to(device)
+        else:
+            with torch.no_grad():
+                feature = face_encoder.features(target)
         recon = model(feature)
-        loss, parts = criterion(recon, target, face_encoder.features(recon), feature)
+        recon_feature = face_encoder.features(recon) if use_cos else None
+        loss, parts = criterion(recon, target, recon_feature, feature if use_cos else None)
         return loss, {k: float(v) for k, v in parts.items() if k != "total"}
 
     run_id = fingerprint({"params": params, "config": config})
     history = fit(model, dataset, step, params, out, plots_dir, run_id, "train_decoder")
     _finish(out, model, ARCH_DECODER, config, {"history": history})
-    metrics = {**_summary_metrics(history), "feature_dim": dim, "image_size": image_size}
+    metrics = {**_summary_metrics(history), "feature_dim": dim, "image_size": image_size, "faces": faces}
     write_json(metrics_path, metrics)
     return metrics
 
@@ -463,9 +487,9 @@ def project_errors() -> tuple[type[BaseException], ...]:
             ParamsError, ShardError, FileNotFoundError)
 
 
-def run_main(body: Callable[[], str]) -> int:
+def run_main(body: Callable[[], str], extra_errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run a stage body; print its summary line, or ``error: <one sentence>`` and return 2 on bad input."""
-    errors = project_errors()
+    errors = project_errors() + tuple(extra_errors)
     try:
         print(body())
     except errors as exc:

@@ -1,4 +1,4 @@
-"""DVC stage ``evaluate@variant``: Table 4 metrics, retrieval recall@k and gender agreement on the test split."""
+"""DVC stage ``evaluate@variant``: Table 4 metrics, retrieval recall@k and attribute agreement on the test split."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ import time
 
 from pipeline.evaluate import evaluate_variant
 from pipeline.params import load_section
+from pipeline.probe import ProbeError
 from pipeline.training import VARIANTS, elapsed, run_main
 
 
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", required=True)
     parser.add_argument("--decoder", required=True)
     parser.add_argument("--face-encoder", required=True)
+    parser.add_argument("--probe", required=True, help="attribute probe checkpoint (stage attribute_probe)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args(argv)
@@ -28,12 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         params = load_section("evaluate")
         m = evaluate_variant(args.variant, args.shards, args.features, args.priors, args.gender, args.encoder,
-                             args.decoder, args.face_encoder, args.out, args.metrics, params)
+                             args.decoder, args.face_encoder, args.out, args.metrics, params, args.probe,
+                             str(params["attributes"]))
         recall = ", ".join(f"R@{k} {v:.3f} (chance {m['recall_chance'][k]:.3f})" for k, v in m["recall"].items())
         return (f"evaluate[{args.variant}]: {m['n_samples']} test samples, {m['n_speakers']} speakers; "
                 f"angle {m['angle']:.2f} deg, angle' {m['primed_angle']:.2f} deg; {recall}; in {elapsed(start)}")
 
-    return run_main(body)
+    return run_main(body, extra_errors=(ProbeError,))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""DVC stage ``face_encoder``: VGGFace from verified pretrained weights, or trained on the shards' faces.
+"""DVC stage ``face_encoder``: VGGFace from verified pretrained weights, or trained on the face-image corpus.
 
-    python -m stages.face_encoder --shards data/shards --out data/models/face_encoder.pt \
-        --metrics metrics/face_encoder.json
+    python -m stages.face_encoder --corpus data/face_corpus --shards data/shards \
+        --out data/models/face_encoder.pt --metrics metrics/face_encoder.json
 """
 from __future__ import annotations
 
@@ -16,13 +16,16 @@ from pipeline.face_encoder import (FaceEncoderError, build_pretrained, count_par
                                    train_face_encoder)
 from pipeline.io import write_json
 from pipeline.params import ParamsError, load_section, require
+from pipeline.sample.corpus import CorpusError, check_corpus_meta
 
-KEYS = ("source", "weights", "sha256", "width", "fc_dim", "epochs", "batch_size", "lr", "dropout", "seed", "device")
+KEYS = ("source", "weights", "sha256", "width", "fc_dim", "epochs", "batch_size", "lr", "dropout", "batch_norm",
+        "attribute_weight", "seed", "device")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shards", required=True, help="shards directory (stage preprocess)")
+    parser.add_argument("--corpus", required=True, help="face-image corpus to train on (stage face_corpus)")
+    parser.add_argument("--shards", required=True, help="shards directory (stage preprocess): the crop size to match")
     parser.add_argument("--out", required=True, help="output checkpoint path")
     parser.add_argument("--metrics", required=True, help="metrics JSON path")
     parser.add_argument("--params", default="params.yaml")
@@ -43,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
                 device = resolve_device(str(params["device"]))
             except RuntimeError as exc:  # cuda asked for on a machine without it
                 raise FaceEncoderError(str(exc)) from exc
-            model, config, metrics = train_face_encoder(args.shards, params, image_size, device)
+            corpus_size = shard_image_size(args.corpus)
+            if corpus_size != image_size:
+                raise FaceEncoderError(f"the face corpus {args.corpus} has {corpus_size}px images but the shards have "
+                                       f"{image_size}px crops: set face_corpus.image_size: {image_size}")
+            model, config, metrics = train_face_encoder(args.corpus, params, image_size, device,
+                                                        check=check_corpus_meta)
             extra = {"source": "train", "image_size": image_size, "n_identities": metrics["n_identities"],
                      "seed": int(params["seed"]), "epochs": int(params["epochs"])}
         else:
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                         "n_params": count_parameters(model)})
         save_checkpoint(args.out, model.cpu(), "vggface", config, extra)
         write_json(args.metrics, metrics)
-    except (ParamsError, FaceEncoderError, DatasetError, CheckpointError) as exc:
+    except (ParamsError, FaceEncoderError, DatasetError, CheckpointError, CorpusError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     detail = (f"held-out identity accuracy {metrics['heldout_acc']:.3f} over {metrics['n_heldout']} clips "

@@ -12,7 +12,7 @@ from pipeline.feature_files import FeaturesError, feature_dim
 from pipeline.gender import GenderError, predicted_genders
 from pipeline.io import write_json
 from pipeline.params import ParamsError, load_section, require
-from pipeline.priors import PriorsError, compute_priors, save_priors
+from pipeline.priors import PriorsError, compute_priors, save_convergence_priors, save_priors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,13 +27,16 @@ def main(argv: list[str] | None = None) -> int:
         params = load_section("priors", args.params)
         require(params, "n", "seed", "convergence_n", section="priors")
         genders = predicted_genders(args.gender, split="train")
+        neutral_at: dict = {}
         priors, metrics = compute_priors(args.features, genders, int(params["n"]),
-                                         [int(x) for x in params["convergence_n"]], int(params["seed"]))
+                                         [int(x) for x in params["convergence_n"]], int(params["seed"]),
+                                         neutral_at=neutral_at)
         if metrics["dim"] != feature_dim(args.features):
             raise PriorsError(f"priors have dimension {metrics['dim']} but features meta says "
                               f"{feature_dim(args.features)}")
         counts = {name: group["n_used"] for name, group in metrics["groups"].items()}
         save_priors(f"{args.out}/priors.npz", priors, counts)
+        save_convergence_priors(f"{args.out}/convergence.npz", neutral_at)
         write_json(args.metrics, metrics)
     except (ParamsError, FeaturesError, GenderError, PriorsError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""DVC stage ``train_decoder``: train the face decoder FD on the train split's face features and crops."""
+"""DVC stage ``train_decoder``: train the face decoder FD on the face corpus (crops and their face features)."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,8 @@ from pipeline.training import elapsed, run_main, train_decoder
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shards", required=True)
+    parser.add_argument("--corpus", required=True, help="face-image corpus (stage face_corpus)")
+    parser.add_argument("--shards", required=True, help="shards (stage preprocess), for train_decoder.faces: shards")
     parser.add_argument("--features", required=True)
     parser.add_argument("--face-encoder", required=True)
     parser.add_argument("--out", required=True)
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> str:
         start = time.perf_counter()
         params = load_section("train_decoder")
-        m = train_decoder(args.shards, args.features, args.face_encoder, args.out, args.metrics, args.plots, params)
+        m = train_decoder(args.corpus, args.shards, args.features, args.face_encoder, args.out, args.metrics, args.plots, params)
         return (f"train_decoder: {m['epochs']} epochs x {m['samples_per_epoch']} samples, loss "
                 f"{m['first_epoch_loss']:.4f} -> {m['final']['loss']:.4f} in {elapsed(start)} -> {args.out}")
 

@@ -25,7 +25,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# A tiny configuration of the embedded sample: 8 speakers x 2 clips, 96 px video, 64 px faces, 1/16 widths,
+# A tiny configuration of the embedded sample: 8 speakers x 2 clips, a 12-identity face corpus, 96 px video, 64 px
+# faces, 1/16 widths,
 # one epoch per model and two encoder variants. 64 px (not 32) because the decoder's 5-scale MS-SSIM needs
 # images larger than (win_size - 1) * 16 = 32 px with a 3-px window.
 TINY_PARAMS: dict[str, Any] = {
@@ -36,6 +37,7 @@ TINY_PARAMS: dict[str, Any] = {
         "max_duration": 7.0,
         "frame_size": 96,
     },
+    "face_corpus": {"n_identities": 12, "images_per_identity": 2, "frame_size": 96},
     "manifest": {"test_fraction": 0.3},
     "download": {"min_height": 96, "retries": 1, "backoff": 0.1},
     "preprocess": {"image_size": 64},
@@ -44,8 +46,10 @@ TINY_PARAMS: dict[str, Any] = {
     "gender": {"width": 0.0625, "epochs": 3, "batch_size": 8},  # 1 epoch may predict one gender only
     "priors": {"n": 4, "convergence_n": [2, 4]},
     "train_decoder": {"width": 0.0625, "fc1_dim": 32, "epochs": 1, "batch_size": 8},
+    "attribute_probe": {"width": 0.125, "epochs": 1, "batch_size": 8, "val_fraction": 0.25},
     "train_encoder": {"variants": ["non_prior", "neutral_fc"], "width": 0.0625, "epochs": 1, "batch_size": 8},
     "evaluate": {"batch_size": 16, "recall_k": [1, 2], "grid_rows": 2},
+    "evaluate_decoder": {"max_samples": 64, "batch_size": 16, "recall_k": [1, 2], "figure_columns": 3},
     "report": {"grid_columns": 2},
 }
 

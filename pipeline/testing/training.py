@@ -21,7 +21,8 @@ TINY_TRAIN: dict[str, Any] = {
     "width": 0.0625, "epochs": 2, "batch_size": 4, "lr": 0.001, "beta1": 0.5, "eps": 0.0001, "lr_decay": 0.9,
     "lr_decay_every": 1, "seed": 0, "device": "cpu",
 }
-TINY_DECODER: dict[str, Any] = {**TINY_TRAIN, "fc1_dim": 8, "alpha": 0.84, "msssim_win_size": 3, "cos_weight": 1.0}
+TINY_DECODER: dict[str, Any] = {**TINY_TRAIN, "faces": "shards", "first_map": 0, "fc1_dim": 8, "alpha": 0.84,
+                                 "msssim_win_size": 3, "cos_weight": 1.0}
 TINY_ENCODER: dict[str, Any] = {**TINY_TRAIN, "lambdas": [1.0, 0.04, 1.2]}
 TINY_EVALUATE: dict[str, Any] = {"batch_size": 8, "recall_k": [1, 2], "grid_rows": 2, "device": "cpu"}
 
@@ -42,5 +43,10 @@ def make_training_inputs(root: str | Path, dim: int = DIM, n_train: int = 8, n_t
     config = {"width": 0.0625, "image_size": IMAGE_SIZE, "fc_dim": dim, "num_classes": 4}
     face_encoder = root / "models" / "face_encoder.pt"
     save_checkpoint(face_encoder, build_model("vggface", config), "vggface", config)
+    from pipeline.sample.corpus import ATTRIBUTES
+
+    probe_config = {"heads": {name: len(c) for name, c in ATTRIBUTES.items()}, "width": 0.125}
+    probe = root / "models" / "attribute_probe.pt"
+    save_checkpoint(probe, build_model("attribute_probe", probe_config).eval(), "attribute_probe", probe_config)
     return {"shards": shards, "features": features, "gender": gender, "priors": priors,
-            "face_encoder": face_encoder, "models": root / "models"}
+            "face_encoder": face_encoder, "probe": probe, "models": root / "models"}

@@ -27,7 +27,8 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("training")
     paths = make_training_inputs(root)
     models = paths["models"]
-    paths["decoder_metrics"] = train_decoder(paths["shards"], paths["features"], paths["face_encoder"],
+    paths["decoder_metrics"] = train_decoder(paths["shards"], paths["shards"], paths["features"],
+                                             paths["face_encoder"],
                                              models / "decoder.pt", root / "metrics/decoder.json",
                                              root / "plots/decoder", TINY_DECODER)
     for v in VARIANTS:
@@ -36,7 +37,7 @@ def workspace(tmp_path_factory):
                       root / f"metrics/encoder-{v}.json", root / f"plots/encoder-{v}", TINY_ENCODER)
         evaluate_variant(v, paths["shards"], paths["features"], paths["priors"], paths["gender"],
                          models / f"encoder-{v}.pt", models / "decoder.pt", paths["face_encoder"],
-                         root / f"eval/{v}", root / f"metrics/eval-{v}.json", TINY_EVALUATE)
+                         root / f"eval/{v}", root / f"metrics/eval-{v}.json", TINY_EVALUATE, paths["probe"])
     paths["root"] = root
     return paths
 
@@ -85,7 +86,7 @@ def test_evaluation_is_deterministic(workspace, tmp_path):
     p = workspace
     evaluate_variant("male", p["shards"], p["features"], p["priors"], p["gender"], p["models"] / "encoder-male.pt",
                      p["models"] / "decoder.pt", p["face_encoder"], tmp_path / "male", tmp_path / "m.json",
-                     TINY_EVALUATE)
+                     TINY_EVALUATE, p["probe"])
     for name in ("per_sample.parquet", "faces.npz", "grid.png", "metrics.json"):
         assert (tmp_path / "male" / name).read_bytes() == (p["root"] / "eval/male" / name).read_bytes(), name
 
@@ -106,7 +107,7 @@ def test_wrong_variant_checkpoint_and_bad_prior(workspace, tmp_path):
     with pytest.raises(EvaluationError, match="trained as variant 'male'"):
         evaluate_variant("female", p["shards"], p["features"], p["priors"], p["gender"],
                          p["models"] / "encoder-male.pt", p["models"] / "decoder.pt", p["face_encoder"],
-                         tmp_path / "x", tmp_path / "x.json", TINY_EVALUATE)
+                         tmp_path / "x", tmp_path / "x.json", TINY_EVALUATE, p["probe"])
     bad = tmp_path / "priors"
     bad.mkdir()
     np.savez(bad / "priors.npz", neutral=np.zeros(DIM + 1, np.float32), male=np.zeros(DIM + 1, np.float32),

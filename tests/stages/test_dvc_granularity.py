@@ -172,16 +172,28 @@ def test_unchanged_project_is_up_to_date(project: Path) -> None:
 
 
 KNOBS = {
-    "priors.n": ({"priors": {"n": 3}}, {"priors"}, {"priors"} | TRAINING_TAIL),
+    "priors.n": ({"priors": {"n": 3}}, {"priors"}, {"priors", "evaluate_decoder"} | TRAINING_TAIL),
     "train_decoder.lr": (
         {"train_decoder": {"lr": 0.002}},
         {"train_decoder"},
-        {"train_decoder"} | TRAINING_TAIL,
+        {"train_decoder", "evaluate_decoder"} | TRAINING_TAIL,
     ),
     "preprocess.image_size": (
         {"preprocess": {"image_size": 32}},
         {"preprocess"},
-        {"preprocess", "face_encoder", "features", "gender", "priors", "train_decoder"} | TRAINING_TAIL,
+        {"preprocess", "face_encoder", "features", "gender", "priors", "train_decoder", "evaluate_decoder"}
+        | TRAINING_TAIL,
+    ),
+    "face_corpus.n_identities": (
+        {"face_corpus": {"n_identities": 10}},
+        {"face_corpus"},
+        {"face_corpus", "face_encoder", "features", "priors", "train_decoder", "attribute_probe",
+         "evaluate_decoder"} | TRAINING_TAIL,
+    ),
+    "attribute_probe.epochs": (
+        {"attribute_probe": {"epochs": 2}},
+        {"attribute_probe"},
+        {"attribute_probe", "evaluate_decoder"} | EVALUATES | {"report"},
     ),
     "train_encoder.lambdas": ({"train_encoder": {"lambdas": [1.0, 0.0, 1.2]}}, ENCODERS, TRAINING_TAIL),
     "evaluate.recall_k": ({"evaluate": {"recall_k": [1]}}, EVALUATES, EVALUATES | {"report"}),

@@ -52,12 +52,23 @@ def test_every_output_exists_with_the_right_shapes(project):
         assert (project / f"plots/encoder-{v}/plots/metrics/train/loss.tsv").is_file()
         m = json.loads((project / f"metrics/eval-{v}.json").read_text())
         assert {"l1", "l2", "angle", "primed_l1", "primed_l2", "primed_angle", "face_to_face_angle", "recall",
-                "recall_chance", "speaker_recall", "gender_agreement"} <= set(m)
+                "recall_chance", "speaker_recall", "gender_agreement", "attributes"} <= set(m)
+        assert set(m["attributes"]) == {"generated", "face_to_face", "true_face"}
         assert set(m["recall"]) == {"1", "2"} and m["n_samples"] > 0
         for name in ("per_sample.parquet", "faces.npz", "grid.png", "metrics.json", "history.json"):
             assert (project / f"data/eval/{v}/{name}").is_file(), name
-    for name in ("table4.md", "figure6.png", "figure5.png", "summary.json"):
+    for name in ("table4.md", "figure6.png", "figure5.png", "figure4.png", "figure2.png", "summary.json"):
         assert (project / "reports" / name).stat().st_size > 0, name
+    corpus = list_shards(project / "data/face_corpus", "train")
+    assert sum(1 for _ in iter_samples(corpus, fields=["meta"])) == 24  # 12 identities x 2 images
+    assert json.loads((project / "metrics/decoder.json").read_text())["faces"] == "corpus"
+    dec = json.loads((project / "metrics/eval-decoder.json").read_text())
+    assert {"l1_ratio", "diversity", "speaker_mean_l1_ratio"} <= set(dec["test"])
+    assert set(dec["face_to_face_retrieval"]["recall"]) == {"1", "2"}
+    assert set(dec["attributes"]["true_face"]) == {"gender", "age_group", "skin", "hair", "glasses", "beard"}
+    assert dec["attributes"]["labelled_samples"] > 0  # speakers.json labels every test speaker
+    assert set(json.loads((project / "metrics/attribute_probe.json").read_text())["val"]) == \
+        set(dec["attributes"]["true_face"])
     table = (project / "reports/table4.md").read_text()
     assert all(f"| {v} |" in table for v in VARIANTS)
     summary = subprocess.run([sys.executable, "-m", "pipeline.summary"], cwd=project, env=tool_env(),
@@ -77,7 +88,8 @@ def test_stages_refuse_bad_input_with_one_line(project):
     cmd = [sys.executable, "-m", "stages.evaluate", "--variant", "neutral_fc", "--shards", "data/shards",
            "--features", "data/features", "--priors", "data/priors", "--gender", "data/gender",
            "--encoder", "data/models/encoder-non_prior.pt", "--decoder", "data/models/decoder.pt",
-           "--face-encoder", "data/models/face_encoder.pt", "--out", "/dev/null/x", "--metrics", "/dev/null/y"]
+           "--face-encoder", "data/models/face_encoder.pt", "--probe", "data/models/attribute_probe.pt",
+           "--out", "/dev/null/x", "--metrics", "/dev/null/y"]
     proc = subprocess.run(cmd, cwd=project, env=tool_env(), capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error:")
     assert "trained as variant 'non_prior'" in proc.stderr.strip().splitlines()[-1]
