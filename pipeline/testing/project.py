@@ -25,7 +25,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# A tiny configuration of the embedded sample: 8 speakers x 2 clips, a 12-identity face corpus, 96 px video, 64 px
+# A tiny configuration of the embedded sample: 8 speakers x 2 clips, a 20-identity face corpus, 96 px video, 64 px
 # faces, 1/16 widths,
 # one epoch per model and two encoder variants. 64 px (not 32) because the decoder's 5-scale MS-SSIM needs
 # images larger than (win_size - 1) * 16 = 32 px with a 3-px window.
@@ -37,7 +37,7 @@ TINY_PARAMS: dict[str, Any] = {
         "max_duration": 7.0,
         "frame_size": 96,
     },
-    "face_corpus": {"n_identities": 12, "images_per_identity": 2, "frame_size": 96},
+    "face_corpus": {"n_identities": 20, "images_per_identity": 2, "frame_size": 96},
     "manifest": {"test_fraction": 0.3},
     "download": {"min_height": 96, "retries": 1, "backoff": 0.1},
     "preprocess": {"image_size": 64},

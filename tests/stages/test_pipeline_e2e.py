@@ -60,7 +60,7 @@ def test_every_output_exists_with_the_right_shapes(project):
     for name in ("table4.md", "figure6.png", "figure5.png", "figure4.png", "figure2.png", "summary.json"):
         assert (project / "reports" / name).stat().st_size > 0, name
     corpus = list_shards(project / "data/face_corpus", "train")
-    assert sum(1 for _ in iter_samples(corpus, fields=["meta"])) == 24  # 12 identities x 2 images
+    assert sum(1 for _ in iter_samples(corpus, fields=["meta"])) == 40  # 20 identities x 2 images
     assert json.loads((project / "metrics/decoder.json").read_text())["faces"] == "corpus"
     dec = json.loads((project / "metrics/eval-decoder.json").read_text())
     assert {"l1_ratio", "diversity", "speaker_mean_l1_ratio"} <= set(dec["test"])
