@@ -3,7 +3,7 @@ paper Figures 4 and 2.
 
     python -m stages.evaluate_decoder --shards data/shards --features data/features --priors data/priors \
         --decoder data/models/decoder.pt --face-encoder data/models/face_encoder.pt \
-        --probe data/models/attribute_probe.pt --out data/eval_decoder --metrics metrics/eval-decoder.json
+        --probe data/models/attribute_probe.pt --attributes data/sample/speakers.json --out data/eval_decoder --metrics metrics/eval-decoder.json
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("shards", "features", "priors", "decoder", "face-encoder", "probe", "out", "metrics"):
         parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--attributes", default="", help="speakers.json-style attributes file ('' = none)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
 
@@ -30,9 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         params = load_section("evaluate_decoder", args.params)
         require(params, *KEYS, section="evaluate_decoder")
-        attributes = str(load_section("evaluate", args.params).get("attributes", ""))
         m = evaluate_decoder(args.shards, args.features, args.priors, args.decoder, args.face_encoder, args.probe,
-                             attributes, args.out, args.metrics, params)
+                             args.attributes, args.out, args.metrics, params)
         r = m["face_to_face_retrieval"]
         return (f"evaluate_decoder: Face-to-Face L1 / mean-face L1 train {m['train']['l1_ratio']:.3f}, test "
                 f"{m['test']['l1_ratio']:.3f}; diversity test {m['test']['diversity']:.3f}; retrieval R@1 "

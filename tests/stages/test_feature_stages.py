@@ -20,12 +20,14 @@ from pipeline.priors import load_prior, load_priors
 from pipeline.testing.http import RangeHTTPServer
 from pipeline.shards import ShardWriter, encode_sample, write_shard_stats
 from pipeline.testing.shards import dummy_sample, write_dummy_shards
+from pipeline.sample.corpus import CorpusConfig, generate_face_corpus
 from stages import face_encoder, features, gender, priors
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PARAMS = {
     "face_encoder": {"source": "train", "weights": "", "sha256": "", "width": 0.0625, "fc_dim": 16, "epochs": 2,
-                     "batch_size": 4, "lr": 0.001, "dropout": 0.0, "seed": 0, "device": "cpu"},
+                     "batch_size": 4, "lr": 0.001, "dropout": 0.0, "batch_norm": True, "attribute_weight": 1.0,
+                     "seed": 0, "device": "cpu"},
     "features": {"fc7_relu": True, "batch_size": 5, "device": "cpu"},
     "gender": {"width": 0.0625, "epochs": 1, "batch_size": 4, "lr": 0.001, "seed": 0, "device": "cpu"},
     "priors": {"n": 100, "seed": 0, "convergence_n": [2, 4]},
@@ -48,7 +50,10 @@ def project(tmp_path_factory):
     write_dummy_shards(shards, split="train", n_samples=8, per_shard=5, image_size=32, n_speakers=4)
     write_dummy_shards(shards, split="test", n_samples=4, per_shard=5, image_size=32, n_speakers=4, seed=1)
     params = write_params(root / "params.yaml")
-    assert face_encoder.main(["--shards", str(shards), "--out", str(root / "face_encoder.pt"),
+    generate_face_corpus(root / "corpus", CorpusConfig(n_identities=4, images_per_identity=2, frame_size=96,
+                                                       image_size=32), progress=False)
+    assert face_encoder.main(["--corpus", str(root / "corpus"), "--shards", str(shards),
+                              "--out", str(root / "face_encoder.pt"),
                               "--metrics", str(root / "face_encoder.json"), "--params", params]) == 0
     assert features.main(["--shards", str(shards), "--face-encoder", str(root / "face_encoder.pt"),
                           "--out", str(root / "features"), "--params", params]) == 0
@@ -65,6 +70,17 @@ def test_face_encoder_trained_on_identities(project):
     metrics = read_json(root / "face_encoder.json")
     assert metrics["n_heldout"] == 4 and metrics["n_train"] == 4 and 0 <= metrics["heldout_acc"] <= 1
     assert len(metrics["history"]) == 2
+
+
+def test_face_encoder_refuses_a_corpus_of_another_crop_size(project, tmp_path, capsys):
+    root, shards, params = project
+    generate_face_corpus(tmp_path / "corpus64", CorpusConfig(n_identities=2, images_per_identity=1, frame_size=96,
+                                                             image_size=64), progress=False)
+    assert face_encoder.main(["--corpus", str(tmp_path / "corpus64"), "--shards", str(shards),
+                              "--out", str(tmp_path / "fe.pt"), "--metrics", str(tmp_path / "fe.json"),
+                              "--params", params]) == 2
+    err = capsys.readouterr().err
+    assert "has 64px images but the shards have 32px crops" in err and err.count("\n") == 1
 
 
 def test_features_per_shard_deterministic(project, tmp_path):
@@ -153,7 +169,7 @@ def test_pretrained_from_path_and_url(project, tmp_path, monkeypatch, capsys):
     weights.parent.mkdir()
     digest = make_dag_weights(weights)
     out, metrics = tmp_path / "fe.pt", tmp_path / "fe.json"
-    args = ["--shards", str(shards), "--out", str(out), "--metrics", str(metrics)]
+    args = ["--corpus", str(root / "corpus"), "--shards", str(shards), "--out", str(out), "--metrics", str(metrics)]
     params = write_params(tmp_path / "p.yaml", face_encoder={"source": "pretrained", "weights": str(weights),
                                                             "sha256": digest})
     assert face_encoder.main(args + ["--params", params]) == 0
