@@ -191,6 +191,11 @@ def save_priors(path: str | Path, priors: Mapping[str, np.ndarray], counts: Mapp
     for name in GROUPS:
         members[name] = np.asarray(priors.get(name, np.zeros(0, dtype=np.float32)), dtype=np.float32)
         members[f"n_{name}"] = np.asarray(int(counts.get(name, 0)), dtype=np.int64)
+    _write_npz(path, members)
+
+
+def _write_npz(path: str | Path, members: Mapping[str, np.ndarray]) -> None:
+    """An ``np.load``-able zip of ``members``, uncompressed with fixed dates (equal arrays give equal bytes)."""
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             for name in sorted(members):
@@ -206,14 +211,7 @@ def save_convergence_priors(path: str | Path, neutral_at: Mapping[int, np.ndarra
     sizes = sorted(int(n) for n in neutral_at)
     members = {"n": np.asarray(sizes, dtype=np.int64),
                "neutral": np.stack([np.asarray(neutral_at[n], dtype=np.float32) for n in sizes])}
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            for name in sorted(members):
-                buffer = io.BytesIO()
-                np.save(buffer, members[name], allow_pickle=False)
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, buffer.getvalue())
+    _write_npz(path, members)
 
 
 def load_priors(path: str | Path) -> dict[str, np.ndarray]:
