@@ -51,21 +51,21 @@ def draw_face(speaker: Speaker, frame_size: int, lighting: float = 1.0,
     d.ellipse((c - 1.1 * w, c + 0.62 * h, c + 1.1 * w, c + 2.2 * h), fill=shirt)
     d.rectangle((c - 0.2 * w, c + 0.3 * h, c + 0.2 * w, c + 0.75 * h), fill=_shade(skin, 0.85))
     # long hair falls behind the head
+    # Both frame the face with a wide band of hair on each side: at 64 px a narrow one is 1-2 px, too little for
+    # a pixel loss to pay for, and the decoder then draws every woman with short hair.
     if speaker.hair_style == "long":
-        d.rounded_rectangle((c - 0.62 * w, c - 0.55 * h, c + 0.62 * w, c + 0.75 * h), radius=int(0.3 * w),
+        d.rounded_rectangle((c - 0.78 * w, c - 0.58 * h, c + 0.78 * w, c + 0.80 * h), radius=int(0.3 * w),
                             fill=hair)
     elif speaker.hair_style == "bob":
-        d.rounded_rectangle((c - 0.62 * w, c - 0.55 * h, c + 0.62 * w, c + 0.25 * h), radius=int(0.3 * w),
+        d.rounded_rectangle((c - 0.74 * w, c - 0.58 * h, c + 0.74 * w, c + 0.38 * h), radius=int(0.3 * w),
                             fill=hair)
-    elif speaker.hair_style == "bun":
-        d.ellipse((c - 0.25 * w, c - 0.78 * h, c + 0.25 * w, c - 0.38 * h), fill=hair)
     # ears, head
     for side in (-1, 1):
         ex = c + side * 0.5 * w
         d.ellipse((ex - 0.08 * w, c - 0.1 * h, ex + 0.08 * w, c + 0.12 * h), fill=_shade(skin, 0.9))
     d.ellipse((c - w / 2, c - h / 2, c + w / 2, c + h / 2), fill=skin)
     # hair on top of the head
-    if speaker.hair_style in ("short", "side", "long", "bob", "bun"):
+    if speaker.hair_style in ("short", "side", "long", "bob"):
         d.chord((c - 0.52 * w, c - 0.56 * h, c + 0.52 * w, c + 0.05 * h), 180, 360, fill=hair)
         if speaker.hair_style == "side":
             d.polygon([(c - 0.5 * w, c - 0.25 * h), (c + 0.1 * w, c - 0.5 * h), (c + 0.5 * w, c - 0.1 * h),
@@ -84,8 +84,13 @@ def draw_face(speaker: Speaker, frame_size: int, lighting: float = 1.0,
     # eyes and brows
     eye_y = c - 0.04 * h
     eye_rx, eye_ry = 0.11 * w, 0.05 * h
+    # Glasses are thick dark frames around tinted lenses: thin 1-px rims at 64 px are lost by every decoder.
+    frame_width = max(1, int(0.08 * h))
     for side in (-1, 1):
         ex = c + side * 0.22 * w
+        if speaker.glasses:
+            d.ellipse((ex - 1.6 * eye_rx, eye_y - 2.4 * eye_ry, ex + 1.6 * eye_rx, eye_y + 2.4 * eye_ry),
+                      fill=_shade(skin, 0.6))
         d.ellipse((ex - eye_rx, eye_y - eye_ry, ex + eye_rx, eye_y + eye_ry), fill=(245, 245, 245))
         ir = 0.048 * h
         d.ellipse((ex - ir, eye_y - ir, ex + ir, eye_y + ir), fill=EYE_COLOUR)
@@ -94,11 +99,11 @@ def draw_face(speaker: Speaker, frame_size: int, lighting: float = 1.0,
         d.line((ex - 1.2 * eye_rx, by + side * 0.0, ex + 1.2 * eye_rx, by - 0.01 * h), fill=hair,
                width=max(1, int(speaker.brow_weight * h)))
         if speaker.glasses:
-            d.ellipse((ex - 1.5 * eye_rx, eye_y - 2.2 * eye_ry, ex + 1.5 * eye_rx, eye_y + 2.2 * eye_ry),
-                      outline=(15, 15, 15), width=max(1, int(0.045 * h)))
+            d.ellipse((ex - 1.6 * eye_rx, eye_y - 2.4 * eye_ry, ex + 1.6 * eye_rx, eye_y + 2.4 * eye_ry),
+                      outline=(15, 15, 15), width=frame_width)
     if speaker.glasses:
-        d.line((c - 0.22 * w + 1.5 * eye_rx, eye_y, c + 0.22 * w - 1.5 * eye_rx, eye_y), fill=(15, 15, 15),
-               width=max(1, int(0.045 * h)))
+        d.line((c - 0.22 * w + 1.6 * eye_rx, eye_y, c + 0.22 * w - 1.6 * eye_rx, eye_y), fill=(15, 15, 15),
+               width=frame_width)
     # nose
     nose_top, nose_bottom = c + 0.0 * h, c + speaker.nose_length * h
     d.polygon([(c, nose_top), (c - 0.07 * w, nose_bottom), (c + 0.07 * w, nose_bottom)], fill=_shade(skin, 0.78))

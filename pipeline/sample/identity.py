@@ -38,7 +38,8 @@ SHIRT_COLOURS = ((200, 40, 40), (40, 160, 60), (40, 70, 200), (230, 200, 40), (1
                  (30, 160, 170), (240, 130, 30), (90, 90, 90))
 LIP_COLOURS = {"M": (150, 70, 65), "F": (190, 70, 90)}
 # Hair style follows gender and age group (young, adult, senior), so it is carried by pitch and breathiness.
-HAIR_STYLES = {"M": ("side", "short", "bald"), "F": ("long", "bob", "bun")}
+# Women's hair always frames the face (long or bob), men's never does: gender must be visible at 64 px.
+HAIR_STYLES = {"M": ("side", "short", "bald"), "F": ("long", "bob", "bob")}
 
 # Reference head height (fraction of the frame height) at which the formant scale is 1.0.
 REFERENCE_HEAD = 0.40
