@@ -55,6 +55,8 @@ def test_decoder_loss_refuses_images_too_small_for_msssim():
     images = torch.rand(1, 3, 64, 64)
     with pytest.raises(ValueError, match="at least 161 px"):
         DecoderLoss()(images, images)  # the paper's window 11 needs > 160 px
+    _, parts = DecoderLoss(alpha=0.0)(images, images)  # no MS-SSIM term: any size, no msssim part
+    assert "msssim" not in parts
     with pytest.raises(ValueError, match="both recon_feature and target_feature"):
         DecoderLoss(msssim_win_size=3)(images, images, recon_feature=torch.ones(1, 4))
 
