@@ -23,8 +23,22 @@ def corpus(tmp_path_factory) -> Path:
     return out
 
 
+def test_jitter_blurs_half_the_batch_and_keeps_the_range() -> None:
+    from pipeline.probe import _blur, _jitter
+    images = torch.zeros(8, 3, 32, 32)
+    images[:, :, :, 16:] = 1.0  # a sharp vertical edge
+    out = _jitter(images, torch.Generator().manual_seed(0), blur_max=1.5)
+    assert out.shape == images.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    # blurred images have intermediate values at the edge; the sharp ones only the two (scaled) levels
+    soft = [(((img > 0.05) & (img < 0.85)).any()).item() for img in out]
+    assert 0 < sum(soft) < 8
+    blurred = _blur(images[:1], 1.0)
+    assert torch.allclose(blurred.sum(), images[:1].sum(), rtol=1e-4)  # a normalised kernel keeps the mass
+
+
 def test_probe_learns_attributes_of_unseen_identities(corpus: Path) -> None:
-    params = {"width": 0.5, "epochs": 12, "batch_size": 16, "lr": 0.003, "val_fraction": 0.25, "seed": 0}
+    params = {"width": 0.5, "epochs": 12, "batch_size": 16, "lr": 0.003, "val_fraction": 0.25, "seed": 0,
+              "blur_max": 1.0}
     model, config, metrics = train_probe(corpus, params, torch.device("cpu"))
     assert config["heads"] == {name: len(c) for name, c in ATTRIBUTES.items()}
     val = metrics["val"]
