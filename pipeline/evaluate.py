@@ -34,10 +34,9 @@ from tqdm import tqdm
 
 from pipeline import metrics as M
 from pipeline.io import atomic_path, write_json
-from pipeline.training import (ARCH_DECODER, ARCH_ENCODER, ARCH_FACE_ENCODER, PriorSelector, TrainingError,
-                               get_variant, load_frozen, load_gender_predictions, load_priors, priors_needed,
-                               sample_gender,
-                               subset_filter)
+from pipeline.training import (ARCH_DECODER, ARCH_ENCODER, PriorSelector, TrainingError, check_feature_kind,
+                               get_variant, load_face_encoder, load_frozen, load_gender_predictions, load_priors,
+                               priors_needed, sample_gender, subset_filter)
 
 
 class EvaluationError(TrainingError):
@@ -111,7 +110,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     """Evaluate one variant on the test split; write ``out_dir`` and ``metrics_path``; return the metrics."""
     from pipeline.datasets import SplitDataset, make_loader, spec_batch
     from pipeline.device import resolve_device
-    from pipeline.feature_files import feature_dim, read_features_meta
+    from pipeline.feature_files import feature_dim
     from pipeline.probe import ARCH as PROBE_ARCH, predict, speaker_attributes
 
     variant = get_variant(variant_name)
@@ -119,10 +118,11 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     dim = feature_dim(features_dir)
     priors = load_priors(priors_dir, dim, priors_needed(variant))
     predictions = load_gender_predictions(gender_dir)
-    face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
-    face_encoder.fc7_relu = bool(read_features_meta(features_dir).get("relu", True))
+    face_encoder, _ = load_face_encoder(face_encoder_path, features_dir, device)
     decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)
     encoder, encoder_header = load_frozen(encoder_path, ARCH_ENCODER, device)
+    check_feature_kind(decoder_header, decoder_path, features_dir)
+    check_feature_kind(encoder_header, encoder_path, features_dir)
     probe, _ = load_frozen(probe_path, PROBE_ARCH, device)
     attributes = speaker_attributes(attributes_path)
     trained_variant = encoder_header.get("variant")

@@ -27,7 +27,8 @@ import torch
 
 from pipeline import metrics as M
 from pipeline.io import write_json
-from pipeline.training import ARCH_DECODER, ARCH_FACE_ENCODER, TrainingError, load_frozen
+from pipeline.training import (ARCH_DECODER, TrainingError, check_feature_kind, load_face_encoder,
+                               load_frozen)
 
 
 class DecoderEvaluationError(TrainingError):
@@ -99,7 +100,7 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
     """Evaluate FD on the speech splits; write the figures and ``metrics.json``; return the metrics."""
     from pipeline.device import resolve_device
     from pipeline.evaluate import save_grid_png, to_uint8_images
-    from pipeline.feature_files import feature_dim, read_features_meta
+    from pipeline.feature_files import feature_dim
     from pipeline.probe import ARCH as PROBE_ARCH, accuracy, labels_for, predict, speaker_attributes
 
     device = resolve_device(str(params.get("device", "auto")))
@@ -110,8 +111,8 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
     if int(header["config"]["feature_dim"]) != dim:
         raise DecoderEvaluationError(f"the decoder takes {header['config']['feature_dim']}-d features but the "
                                      f"features are {dim}-d")
-    face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
-    face_encoder.fc7_relu = bool(read_features_meta(features_dir).get("relu", True))
+    check_feature_kind(header, decoder_path, features_dir)
+    face_encoder, _ = load_face_encoder(face_encoder_path, features_dir, device)
     probe, _ = load_frozen(probe_path, PROBE_ARCH, device)
     attributes = speaker_attributes(attributes_path)
 
@@ -131,6 +132,9 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
     gallery_ids = sorted(set(speakers))
     gallery = np.stack([true[[i for i, s in enumerate(speakers) if s == g]].mean(0) for g in gallery_ids])
     speaker_ranks = M.retrieval_ranks(f2f, gallery, [gallery_ids.index(s) for s in speakers])
+    # Table 4's Face-to-Face row, once over the test split (not per variant: a one-gender variant sees half of it).
+    metrics["face_to_face_distances"] = {"n": len(speakers), **{
+        metric: float(values.mean()) for metric, values in M.feature_distances(f2f, true).items()}}
     metrics["face_to_face_retrieval"] = {
         "n": len(speakers),
         "recall": {str(k): v for k, v in M.recall_at_k(ranks, ks).items()},

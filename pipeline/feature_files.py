@@ -68,6 +68,20 @@ def read_features_meta(features_dir: str | Path) -> dict:
     return read_json(path)
 
 
+def feature_relu(features_dir: str | Path) -> bool:
+    """Whether the features are fc7 after its ReLU (``meta.json``'s ``relu``): what every consumer must match."""
+    meta = read_features_meta(features_dir)
+    if not isinstance(meta.get("relu"), bool):
+        raise FeaturesError(f"{Path(features_dir) / 'meta.json'} does not say whether the features are pre- or "
+                            f"post-ReLU (key 'relu'); rerun the features stage")
+    return meta["relu"]
+
+
+def feature_kind(relu: bool) -> str:
+    """``post-ReLU`` or ``pre-ReLU``: how errors name a feature type."""
+    return "post-ReLU" if relu else "pre-ReLU"
+
+
 def feature_dim(features_dir: str | Path) -> int:
     """The feature dimension recorded in ``meta.json``."""
     return int(read_features_meta(features_dir)["dim"])

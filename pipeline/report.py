@@ -164,7 +164,11 @@ def table4_markdown(evals: dict[str, dict[str, Any]], dec: dict[str, Any] | None
              "normalised); Cos(deg): the angle between them. Primed columns: the same for VGGFace(FD(S)). "
              "Face-to-Face: VGGFace(FD(F)) vs F. Lower is better.", "",
              "| Model | L1 | L2 | Cos(deg) | L'1 | L'2 | Cos'(deg) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    f2f = first
+    if dec is not None and "face_to_face_distances" in dec:
+        # evaluate_decoder's, over the whole test split; the first variant may be a one-gender subset.
+        f2f = {f"face_to_face_{k}": v for k, v in dec["face_to_face_distances"].items()}
+    else:
+        f2f = first
     lines.append(f"| Face-to-Face | – | – | – | {_fmt(f2f['face_to_face_l1'])} | {_fmt(f2f['face_to_face_l2'])} "
                  f"| {_fmt(f2f['face_to_face_angle'], 2)} |")
     for name, entry in evals.items():

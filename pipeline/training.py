@@ -106,8 +106,10 @@ def priors_needed(variant: Variant) -> tuple[str, ...]:
     return ("male", "female") if variant.prior == "gender" else (variant.prior,)
 
 
-def load_gender_predictions(gender_dir: str | Path) -> dict[str, tuple[str | None, str]]:
-    """``key -> (label or None, predicted 'M'|'F')`` from ``predictions.parquet``."""
+def load_gender_predictions(gender_dir: str | Path) -> dict[str, tuple[str | None, str | None]]:
+    """``key -> (label or None, predicted 'M'|'F' or None)`` from ``predictions.parquet``.
+
+    A missing prediction (no classifier was trained) stays None, never the string ``"None"``."""
     import pyarrow.parquet as pq
 
     path = Path(gender_dir) / "predictions.parquet" if Path(gender_dir).is_dir() else Path(gender_dir)
@@ -115,12 +117,12 @@ def load_gender_predictions(gender_dir: str | Path) -> dict[str, tuple[str | Non
         raise TrainingError(f"gender predictions {path} not found (run the gender stage first)")
     table = pq.read_table(path, columns=["key", "label", "pred"]).to_pydict()
     return {
-        str(k): (lab if lab in ("M", "F") else None, str(pred))
+        str(k): (lab if lab in ("M", "F") else None, pred if pred in ("M", "F") else None)
         for k, lab, pred in zip(table["key"], table["label"], table["pred"])
     }
 
 
-def sample_gender(meta: dict, predictions: dict[str, tuple[str | None, str]]) -> str | None:
+def sample_gender(meta: dict, predictions: dict[str, tuple[str | None, str | None]]) -> str | None:
     """A sample's gender: its label when known, else the voice classifier's prediction, else None."""
     label = meta.get("gender")
     if label in ("M", "F"):
@@ -176,6 +178,31 @@ def load_frozen(path: str | Path, arch: str, device: torch.device) -> tuple[torc
     for p in model.parameters():
         p.requires_grad_(False)
     return model, header
+
+
+def load_face_encoder(path: str | Path, features_dir: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """The frozen face encoder, set to give the kind of fc7 feature (pre/post-ReLU) that ``features_dir`` holds.
+
+    Its fc7 feature (FD's cosine term, Face-to-Face retrieval) and its fc8 logits (the tri-item loss, which add
+    fc7's ReLU only to pre-ReLU features) then compare like with like, whatever the checkpoint was saved with.
+    """
+    from pipeline.feature_files import feature_relu
+
+    model, header = load_frozen(path, ARCH_FACE_ENCODER, device)
+    model.fc7_relu = feature_relu(features_dir)
+    return model, header
+
+
+def check_feature_kind(header: dict, path: str | Path, features_dir: str | Path) -> None:
+    """Refuse a decoder or encoder checkpoint trained on the other kind of fc7 feature than ``features_dir``'s."""
+    from pipeline.feature_files import feature_kind, feature_relu
+
+    trained = header.get("feature_relu")
+    relu = feature_relu(features_dir)
+    if trained is not None and bool(trained) != relu:
+        raise TrainingError(f"{path} was trained on {feature_kind(bool(trained))} face features but {features_dir} "
+                            f"holds {feature_kind(relu)} ones (features.fc7_relu changed: rerun the stages after "
+                            f"features)")
 
 
 def peek_image_size(dataset) -> int:
@@ -379,13 +406,12 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
     from models.losses import DecoderLoss
     from pipeline.datasets import SplitDataset
     from pipeline.device import resolve_device, seed_everything
-    from pipeline.feature_files import feature_dim, read_features_meta
+    from pipeline.feature_files import feature_dim, feature_relu
 
     device = resolve_device(params.get("device", "auto"))
     seed_everything(int(params["seed"]))
     dim = feature_dim(features_dir)
-    face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
-    face_encoder.fc7_relu = bool(read_features_meta(features_dir).get("relu", True))
+    face_encoder, _ = load_face_encoder(face_encoder_path, features_dir, device)
     if int(face_encoder.feature_dim) != dim:
         raise TrainingError(f"the face encoder gives {face_encoder.feature_dim}-d features but {features_dir} "
                             f"holds {dim}-d ones (rerun the features stage)")
@@ -420,7 +446,7 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
 
     run_id = fingerprint({"params": params, "config": config})
     history = fit(model, dataset, step, params, out, plots_dir, run_id, "train_decoder")
-    _finish(out, model, ARCH_DECODER, config, {"history": history})
+    _finish(out, model, ARCH_DECODER, config, {"feature_relu": feature_relu(features_dir), "history": history})
     metrics = {**_summary_metrics(history), "feature_dim": dim, "image_size": image_size, "faces": faces}
     write_json(metrics_path, metrics)
     return metrics
@@ -438,7 +464,7 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     from models.losses import tri_item_loss
     from pipeline.datasets import SplitDataset, spec_batch
     from pipeline.device import resolve_device, seed_everything
-    from pipeline.feature_files import feature_dim
+    from pipeline.feature_files import feature_dim, feature_relu
 
     variant = get_variant(variant_name)
     device = resolve_device(params.get("device", "auto"))
@@ -446,8 +472,9 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     dim = feature_dim(features_dir)
     priors = load_priors(priors_dir, dim, priors_needed(variant)) if variant.prior is not None else None
     predictions = load_gender_predictions(gender_dir) if (variant.prior == "gender" or variant.subset) else {}
-    face_encoder, _ = load_frozen(face_encoder_path, ARCH_FACE_ENCODER, device)
+    face_encoder, _ = load_face_encoder(face_encoder_path, features_dir, device)
     decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)
+    check_feature_kind(decoder_header, decoder_path, features_dir)
     decoder_dim = int(decoder_header["config"]["feature_dim"])
     if decoder_dim != dim:
         raise TrainingError(f"decoder {decoder_path} takes {decoder_dim}-d features but the features are {dim}-d")
@@ -467,7 +494,8 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     run_id = fingerprint({"params": params, "config": config, "variant": variant.name})
     history = fit(model, dataset, step, params, out, plots_dir, run_id, f"train_encoder[{variant.name}]")
     _finish(out, model, ARCH_ENCODER, config,
-            {"variant": variant.name, "prior": variant.prior, "subset": variant.subset, "history": history})
+            {"variant": variant.name, "prior": variant.prior, "subset": variant.subset,
+             "feature_relu": feature_relu(features_dir), "history": history})
     metrics = {**_summary_metrics(history), "variant": variant.name, "feature_dim": dim}
     write_json(metrics_path, metrics)
     return metrics

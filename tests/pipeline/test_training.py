@@ -187,3 +187,45 @@ def test_recalibrate_batchnorm_uses_exact_averages_and_restores_momentum():
     assert torch.allclose(bn.running_mean, stacked.mean(dim=1).mean(dim=0), atol=1e-5)
     assert torch.allclose(bn.running_var, stacked.var(dim=1, unbiased=True).mean(dim=0), atol=1e-5)
     assert training.recalibrate_batchnorm(torch.nn.Linear(3, 1), batches, model) == 0
+
+
+def test_one_feature_type_everywhere(workspace, tmp_path):
+    """features/meta.json's relu drives the face encoder; a decoder or encoder trained on the other kind stops."""
+    p = workspace
+    assert read_header(p["models"] / "decoder.pt")["feature_relu"] is True
+    assert read_header(p["models"] / "encoder-male.pt")["feature_relu"] is True
+    pre = tmp_path / "features_pre"
+    shutil.copytree(p["features"], pre)
+    meta = json.loads((pre / "meta.json").read_text())
+    (pre / "meta.json").write_text(json.dumps({**meta, "relu": False}))
+    device = torch.device("cpu")
+    assert training.load_face_encoder(p["face_encoder"], p["features"], device)[0].fc7_relu is True
+    assert training.load_face_encoder(p["face_encoder"], pre, device)[0].fc7_relu is False
+    with pytest.raises(TrainingError, match="decoder.pt was trained on post-ReLU face features but .* holds "
+                                            "pre-ReLU ones"):
+        train_encoder("non_prior", p["shards"], pre, p["priors"], p["gender"], p["models"] / "decoder.pt",
+                      p["face_encoder"], tmp_path / "e.pt", tmp_path / "e.json", tmp_path / "plots", TINY_ENCODER)
+    with pytest.raises(TrainingError, match="trained on post-ReLU face features"):
+        evaluate_variant("male", p["shards"], pre, p["priors"], p["gender"], p["models"] / "encoder-male.pt",
+                         p["models"] / "decoder.pt", p["face_encoder"], tmp_path / "x", tmp_path / "x.json",
+                         TINY_EVALUATE, p["probe"])
+    # a decoder trained on pre-ReLU features records it and is accepted with them
+    decoder = train_decoder(p["shards"], p["shards"], pre, p["face_encoder"], tmp_path / "d.pt", tmp_path / "d.json",
+                            tmp_path / "dplots", {**TINY_DECODER, "epochs": 1})
+    assert decoder["epochs"] == 1 and read_header(tmp_path / "d.pt")["feature_relu"] is False
+    training.check_feature_kind(read_header(tmp_path / "d.pt"), tmp_path / "d.pt", pre)
+    del meta["relu"]
+    (pre / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(Exception, match="does not say whether the features are pre- or post-ReLU"):
+        training.load_face_encoder(p["face_encoder"], pre, device)
+
+
+def test_missing_gender_prediction_stays_none(tmp_path):
+    from pipeline.gender import write_predictions
+    write_predictions(tmp_path / "predictions.parquet",
+                      [{"key": "a", "split": "train", "label": None, "p_female": None, "pred": None},
+                       {"key": "b", "split": "train", "label": "F", "p_female": 0.2, "pred": "M"}])
+    predictions = training.load_gender_predictions(tmp_path)
+    assert predictions == {"a": (None, None), "b": ("F", "M")}
+    assert training.sample_gender({"key": "a"}, predictions) is None
+    assert training.sample_gender({"key": "b", "gender": "F"}, predictions) == "F"
