@@ -58,11 +58,6 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
 
-def predicted_genders(path: str | Path, split: str | None = None) -> dict[str, str | None]:
-    """``{key: "M" | "F" | None}`` of the predictions, optionally for one split."""
-    return {r["key"]: r["pred"] for r in read_predictions(path) if split is None or r["split"] == split}
-
-
 def label_index(meta: dict) -> int | None:
     """0 for ``M``, 1 for ``F``, None when the sample has no (valid) label."""
     label = (meta or {}).get("gender")

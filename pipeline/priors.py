@@ -1,6 +1,12 @@
 """Face priors (paper §3.1): the neutral prior and the male/female priors, plus the convergence table (Table 1).
 
-- neutral prior = mean face feature of ``n`` training samples, chosen by a seeded permutation of the train split;
+- neutral prior, ``neutral: balanced`` (eq. 3: the mean over "a large gender-balance face image dataset"): the
+  mean of ``n`` training SPEAKERS, half male and half female (each speaker's gender by its label where known, else
+  the voice classifier's majority prediction over its clips), each speaker weighted once (the mean of its clips'
+  features), chosen by seeded permutations of each gender's speakers interleaved M, F, M, F, ... so every even
+  prefix is balanced. Sizes are capped at twice the smaller gender's speaker count and rounded down to even;
+- neutral prior, ``neutral: random`` (the earlier behaviour): the mean face feature of ``n`` training clips,
+  chosen by a seeded permutation of the train split, whatever their gender or speaker;
 - male / female prior = the same, over the training samples whose gender the voice classifier PREDICTS as male /
   female (the paper: "Based on the classification results, we calculate the male and female prior face
   features using the same method as the neutral prior");
@@ -44,11 +50,18 @@ class GroupPlan:
     n_requested: int
     n_used: int
     sums: dict[int, np.ndarray] = field(default_factory=dict)
+    weight: np.ndarray | None = None  # [N_train] float64 per-sample weight (1 / clips of its speaker); None = 1
+    step: int = 1  # prefix sizes are multiples of step (2: gender-balanced pairs)
+
+    def size_at(self, n: int) -> int:
+        """The prefix size actually used when ``n`` is asked for (capped, a multiple of ``step``)."""
+        return min(int(n), self.n_available) // self.step * self.step
 
 
-def _checkpoints(n: int, convergence_n: Iterable[int], available: int) -> list[int]:
+def _checkpoints(n: int, convergence_n: Iterable[int], available: int, step: int = 1) -> list[int]:
     wanted = sorted({int(x) for x in convergence_n} | {int(n)})
-    return sorted({min(x, available) for x in wanted if x > 0 and available > 0})
+    sizes = {min(x, available) // step * step for x in wanted if x > 0 and available > 0}
+    return sorted(c for c in sizes if c > 0)
 
 
 def plan_group(
@@ -70,6 +83,83 @@ def plan_group(
     )
 
 
+@dataclass
+class SpeakerBalance:
+    """What a gender-balanced, per-speaker neutral prior needs: each train key's speaker and gender.
+
+    ``gender_of`` maps a key to ``"M"``/``"F"`` (its label where known, else the voice classifier's prediction)
+    or None.
+    """
+
+    speaker_of: Mapping[str, str]
+    gender_of: Mapping[str, str | None]
+
+
+def speaker_genders(keys: Sequence[str], balance: SpeakerBalance) -> dict[str, str | None]:
+    """Each speaker's gender: the majority over its clips; None when unknown or tied."""
+    votes: dict[str, dict[str, int]] = {}
+    for key in keys:
+        speaker = balance.speaker_of[key]
+        tally = votes.setdefault(speaker, {"M": 0, "F": 0})
+        gender = balance.gender_of.get(key)
+        if gender in tally:
+            tally[gender] += 1
+    return {spk: (None if t["M"] == t["F"] else ("M" if t["M"] > t["F"] else "F")) for spk, t in votes.items()}
+
+
+def read_speaker_balance(manifest_dir: str | Path, predictions: Sequence[Mapping]) -> SpeakerBalance:
+    """Each train key's speaker (the manifest's ``speaker_id``, else its video: the manifest's split group) and
+    gender (the row's label where known, else the voice classifier's prediction, from ``predictions``' rows)."""
+    import pyarrow.parquet as pq
+
+    path = Path(manifest_dir) / "train.parquet"
+    if not path.is_file():
+        raise PriorsError(f"manifest {path} not found (run the manifest stage first)")
+    table = pq.read_table(path, columns=["key", "speaker_id", "video_id"]).to_pydict()
+    speaker_of = {k: (f"speaker:{s}" if s else f"video:{v}")
+                  for k, s, v in zip(table["key"], table["speaker_id"], table["video_id"])}
+    gender_of: dict[str, str | None] = {}
+    for row in predictions:
+        label, pred = row.get("label"), row.get("pred")
+        gender_of[str(row["key"])] = label if label in ("M", "F") else (pred if pred in ("M", "F") else None)
+    return SpeakerBalance(speaker_of=speaker_of, gender_of=gender_of)
+
+
+def plan_balanced_neutral(keys: Sequence[str], balance: SpeakerBalance, n: int, convergence_n: Iterable[int],
+                          seed: int) -> tuple[GroupPlan, dict]:
+    """The neutral prior over speakers, gender-balanced (eq. 3); returns the plan and what it used, for metrics."""
+    missing = [k for k in keys if k not in balance.speaker_of]
+    if missing:
+        raise PriorsError(f"{len(missing)} train features have no speaker in the manifest (first: {missing[0]}); "
+                          f"rerun the stages from manifest on")
+    genders = speaker_genders(keys, balance)
+    by_gender = {g: sorted(s for s, sg in genders.items() if sg == g) for g in ("M", "F")}
+    pairs = min(len(by_gender["M"]), len(by_gender["F"]))
+    if pairs == 0:
+        raise PriorsError(f"a gender-balanced neutral prior needs speakers of both genders, but the train split has "
+                          f"{len(by_gender['M'])} male and {len(by_gender['F'])} female ones (labels or voice "
+                          f"predictions); set priors.neutral: random to average clips regardless of gender")
+    shuffled = {g: [by_gender[g][i] for i in np.random.default_rng([int(seed), GROUPS.index("neutral"), j])
+                    .permutation(len(by_gender[g]))] for j, g in enumerate(("M", "F"))}
+    order = [spk for pair in zip(shuffled["M"][:pairs], shuffled["F"][:pairs]) for spk in pair]
+    speaker_rank = {spk: i for i, spk in enumerate(order)}
+    clips: dict[str, int] = {}
+    for key in keys:
+        clips[balance.speaker_of[key]] = clips.get(balance.speaker_of[key], 0) + 1
+    rank = np.array([speaker_rank.get(balance.speaker_of[k], -1) for k in keys], dtype=np.int64)
+    weight = np.array([1.0 / clips[balance.speaker_of[k]] for k in keys], dtype=np.float64)
+    plan = GroupPlan(name="neutral", rank=rank, n_available=2 * pairs,
+                     checkpoints=_checkpoints(n, convergence_n, 2 * pairs, step=2), n_requested=int(n),
+                     n_used=min(int(n), 2 * pairs) // 2 * 2, weight=weight, step=2)
+    used = order[:plan.n_used]
+    info = {"mode": "balanced", "unit": "speaker",
+            "speakers": {"M": len(by_gender["M"]), "F": len(by_gender["F"]),
+                         "unknown": sum(g is None for g in genders.values())},
+            "used": {"M": sum(genders[s] == "M" for s in used), "F": sum(genders[s] == "F" for s in used)},
+            "clips_used": int(sum(clips[s] for s in used))}
+    return plan, info
+
+
 def accumulate(plans: Sequence[GroupPlan], shards: Iterable[tuple[np.ndarray, int]]) -> None:
     """Add each shard's rows to the running float64 sums of every checkpoint prefix that contains them.
 
@@ -86,7 +176,10 @@ def accumulate(plans: Sequence[GroupPlan], shards: Iterable[tuple[np.ndarray, in
                 if c not in plan.sums:
                     plan.sums[c] = np.zeros(array.shape[1], dtype=np.float64)
                 if mask.any():
-                    plan.sums[c] += np.asarray(array[mask], dtype=np.float64).sum(axis=0)
+                    rows = np.asarray(array[mask], dtype=np.float64)
+                    if plan.weight is not None:
+                        rows = rows * plan.weight[start : start + count][mask][:, None]
+                    plan.sums[c] += rows.sum(axis=0)
 
 
 def prior_at(plan: GroupPlan, c: int) -> np.ndarray:
@@ -105,8 +198,8 @@ def convergence_table(plans: Sequence[GroupPlan], requested: Sequence[int]) -> l
     for a, b in zip(wanted[:-1], wanted[1:]):
         row: dict = {"n": a, "next_n": b}
         for plan in plans:
-            ca, cb = min(a, plan.n_available), min(b, plan.n_available)
-            if plan.n_available == 0 or ca == cb:
+            ca, cb = plan.size_at(a), plan.size_at(b)
+            if plan.n_available == 0 or ca == 0 or ca == cb:
                 row[plan.name] = None
             else:
                 row[plan.name] = float(np.abs(prior_at(plan, ca) - prior_at(plan, cb)).sum())
@@ -129,8 +222,11 @@ def compute_priors(
     convergence_n: Sequence[int],
     seed: int,
     neutral_at: dict[int, np.ndarray] | None = None,
+    balance: SpeakerBalance | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Neutral, male and female priors over the train split and the metrics (counts, Table 1).
+
+    With ``balance`` the neutral prior is gender-balanced over speakers (eq. 3); without it, ``n`` random clips.
 
     ``neutral_at``, when given, is filled with the neutral prior at every size of ``convergence_n`` and ``n``
     (capped at the train split's size): what the paper's Figure 2 decodes.
@@ -149,6 +245,15 @@ def compute_priors(
         "female": [i for i, k in enumerate(keys) if predicted_gender.get(k) == "F"],
     }
     plans = [plan_group(name, members[name], len(keys), n, convergence_n, seed) for name in GROUPS]
+    if balance is not None:
+        plans[GROUPS.index("neutral")], neutral_info = plan_balanced_neutral(keys, balance, n, convergence_n, seed)
+    else:
+        neutral_rank = plans[GROUPS.index("neutral")].rank
+        n_used = plans[GROUPS.index("neutral")].n_used
+        used = [keys[i] for i in np.flatnonzero((neutral_rank >= 0) & (neutral_rank < n_used))]
+        neutral_info = {"mode": "random", "unit": "clip",
+                        "used": {g: sum(predicted_gender.get(k) == g for k in used) for g in ("M", "F")},
+                        "clips_used": len(used)}
 
     def shards():
         start = 0
@@ -177,6 +282,7 @@ def compute_priors(
             for plan in plans
         },
         "convergence": convergence_table(plans, list(convergence_n) + [int(n)]),
+        "neutral_balance": neutral_info,
     }
     return priors, metrics
 

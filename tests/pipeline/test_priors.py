@@ -75,3 +75,54 @@ def test_no_gender_predictions_leaves_gender_priors_unavailable(features, tmp_pa
     with pytest.raises(PriorsError, match="no train features"):
         (tmp_path / "empty").mkdir()
         compute_priors(tmp_path / "empty", {}, n=5, convergence_n=[], seed=0)
+
+
+def _balance(keys, speaker_of_index, gender_of_speaker):
+    from pipeline.priors import SpeakerBalance
+    speaker_of = {k: f"s{speaker_of_index(i)}" for i, k in enumerate(keys)}
+    return SpeakerBalance(speaker_of=speaker_of,
+                          gender_of={k: gender_of_speaker(speaker_of[k]) for k in keys})
+
+
+def test_balanced_neutral_prior_is_half_men_half_women_each_speaker_once(features):
+    path, keys, array, _ = features
+    # 23 clips of 8 speakers (s0..s7, unequal clip counts); s0-s4 men, s5-s7 women
+    speaker_index = lambda i: min(i // 3, 7)  # noqa: E731
+    balance = _balance(keys, speaker_index, lambda s: "M" if int(s[1:]) < 5 else "F")
+    neutral_at: dict = {}
+    priors, metrics = compute_priors(path, {}, n=100, convergence_n=[2, 3, 4], seed=5, neutral_at=neutral_at,
+                                     balance=balance)
+    info = metrics["neutral_balance"]
+    assert info["speakers"] == {"M": 5, "F": 3, "unknown": 0}
+    # capped at 3 pairs and rounded to even sizes: 2, 4, 6 speakers (3 -> 2 is the same prior, no distance)
+    assert metrics["groups"]["neutral"]["n_used"] == 6 and info["used"] == {"M": 3, "F": 3}
+    assert sorted(neutral_at) == [2, 4, 6]
+    speaker_means = {s: array[[i for i in range(23) if speaker_index(i) == s]].mean(0) for s in range(8)}
+    men = [0, 1, 2, 3, 4][:]
+    m_order = [men[i] for i in np.random.default_rng([5, 0, 0]).permutation(5)]
+    f_order = [[5, 6, 7][i] for i in np.random.default_rng([5, 0, 1]).permutation(3)]
+    chosen = m_order[:3] + f_order[:3]
+    np.testing.assert_allclose(priors["neutral"], np.mean([speaker_means[s] for s in chosen], axis=0),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(neutral_at[2], (speaker_means[m_order[0]] + speaker_means[f_order[0]]) / 2,
+                               rtol=1e-6, atol=1e-6)
+    rows = {(r["n"], r["next_n"]): r["neutral"] for r in metrics["convergence"]}
+    assert rows[(2, 3)] is None and rows[(3, 4)] > 0 and rows[(4, 100)] > 0
+
+
+def test_balanced_neutral_prior_needs_both_genders_and_every_speaker(features):
+    path, keys, _, _ = features
+    with pytest.raises(PriorsError, match="0 female ones.*priors.neutral: random"):
+        compute_priors(path, {}, n=4, convergence_n=[], seed=0,
+                       balance=_balance(keys, lambda i: i // 3, lambda s: "M"))
+    partial = _balance(keys, lambda i: i // 3, lambda s: "M")
+    partial.speaker_of.pop(keys[4])
+    with pytest.raises(PriorsError, match="1 train features have no speaker"):
+        compute_priors(path, {}, n=4, convergence_n=[], seed=0, balance=partial)
+
+
+def test_random_neutral_prior_reports_the_genders_it_used(features):
+    path, keys, _, genders = features
+    _, metrics = compute_priors(path, genders, n=1000, convergence_n=[], seed=0)
+    assert metrics["neutral_balance"] == {"mode": "random", "unit": "clip", "used": {"M": 15, "F": 8},
+                                          "clips_used": 23}

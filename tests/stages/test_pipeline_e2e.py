@@ -65,6 +65,12 @@ def test_every_output_exists_with_the_right_shapes(project):
     dec = json.loads((project / "metrics/eval-decoder.json").read_text())
     assert {"l1_ratio", "diversity", "speaker_mean_l1_ratio"} <= set(dec["test"])
     assert set(dec["face_to_face_retrieval"]["recall"]) == {"1", "2"}
+    # Table 4's Face-to-Face row: once, over the whole test split (not a variant's gender subset)
+    f2f = dec["face_to_face_distances"]
+    assert f2f["n"] == dec["test"]["n"] and {"l1", "l2", "angle"} <= set(f2f)
+    assert f"| Face-to-Face | – | – | – | {f2f['l1']:.3f} |" in (project / "reports/table4.md").read_text()
+    balance = json.loads((project / "metrics/priors.json").read_text())["neutral_balance"]
+    assert balance["mode"] == "balanced" and balance["used"]["M"] == balance["used"]["F"] > 0
     assert set(dec["attributes"]["true_face"]) == {"gender", "age_group", "skin", "hair", "glasses", "beard"}
     assert dec["attributes"]["labelled_samples"] > 0  # speakers.json labels every test speaker
     assert set(json.loads((project / "metrics/attribute_probe.json").read_text())["val"]) == \
