@@ -2,7 +2,7 @@
 
 Two sets, each through local-file mode (ffmpeg cut) and through yt-dlp against a loopback HTTP server:
 (a) the embedded sample's clips (``data/sample`` when it exists, else a generated sample-like set) and
-(b) the 11 real GRID clips in ``../shared/data/grid``. Nothing touches the network.
+(b) the 11 real GRID clips vendored in ``tests/fixtures/grid``. Nothing touches the network.
 
     python bench/bench_download.py [--clips 12] [--concurrency 2]
 """
@@ -25,7 +25,7 @@ from pipeline.testing.download import manifest_row, write_manifest  # noqa: E402
 from pipeline.testing.http import RangeHTTPServer  # noqa: E402
 from pipeline.testing.media import make_clip  # noqa: E402
 
-GRID = REPO.parent / "shared" / "data" / "grid"
+GRID = REPO / "tests" / "fixtures" / "grid"
 MEDIA_EXTS = {".mp4", ".mpg", ".mkv", ".webm", ".mov"}
 
 

@@ -1,4 +1,4 @@
-"""No-op DVC latency (DESIGN.md §6): ``dvc status`` under 1 s and ``dvc repro`` with nothing to do under 2 s.
+"""No-op DVC latency (docs/design.md, Budgets): ``dvc status`` under 1 s and ``dvc repro`` with nothing to do under 2 s.
 
     python bench/bench_dvc.py                   # the current dir, if its DAG is fully run (else says so, exit 0)
     python bench/bench_dvc.py /tmp/demo1        # a project dir whose `dvc repro` has finished
@@ -26,7 +26,7 @@ os.environ["DVC_NO_ANALYTICS"] = "1"
 
 from pipeline.testing.project import make_tiny_project, ran_stages, run_dvc, stage_names  # noqa: E402
 
-BUDGETS = {"status": 1.0, "repro": 2.0}  # seconds, DESIGN.md §6
+BUDGETS = {"status": 1.0, "repro": 2.0}  # seconds, docs/design.md, Budgets
 
 
 def timed(project: Path, *args: str) -> tuple[float, str]:

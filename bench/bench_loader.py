@@ -1,4 +1,4 @@
-"""Data loading vs training consumption (DESIGN.md §6: read + decode must be >= 10x what one training step eats).
+"""Data loading vs training consumption (docs/design.md, Budgets: read + decode must be >= 10x what one training step eats).
 
     python bench/bench_loader.py                                            # data/shards + data/features, or dummy
     python bench/bench_loader.py --shards /tmp/demo1/data/shards --features /tmp/demo1/data/features
@@ -37,7 +37,7 @@ from pipeline.feature_files import feature_dim, read_features_meta  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 from pipeline.training import make_optimizer  # noqa: E402
 
-BUDGET = 10.0  # DESIGN.md §6: read + decode >= 10x the training step's consumption
+BUDGET = 10.0  # docs/design.md, Budgets: read + decode >= 10x the training step's consumption
 SPEC_SHAPE = (2, 257, 598)
 # The paper's sizes (configs/paper.yaml): full-width VGG-16/SE/FD, 4096-d fc7 features, 224 px faces.
 PAPER = {"width": 1.0, "fc_dim": 4096, "fc1_dim": 1000, "image_size": 224, "msssim_win_size": 11,

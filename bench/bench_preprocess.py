@@ -1,6 +1,6 @@
 """Preprocess throughput: clips/s and the time split per step (decode, detect, crop, STFT, encode, write).
 
-    python bench/bench_preprocess.py [--grid-dir ../shared/data/grid] [--n-generated 8]
+    python bench/bench_preprocess.py [--grid-dir tests/fixtures/grid] [--n-generated 8]
 
 Two inputs: the 11 real GRID clips with the dlib detector at 224x224, and generated sample-like clips
 (160x160, 3-9 s, tone audio) with the ``center`` detector at 64x64 (the embedded default's settings).
@@ -36,7 +36,7 @@ def bench(name: str, raw: Path, out: Path, cfg: PreprocessConfig) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/grid"))
+    parser.add_argument("--grid-dir", default=str(Path(__file__).resolve().parents[1] / "tests/fixtures/grid"))
     parser.add_argument("--n-generated", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:

@@ -10,7 +10,7 @@ Layout (paper size; every channel count times ``width``, rounded, at least 1):
     ConvTrans12  5/s2 32   (-> 32s = image_size)   <- added, not in Table 2
     Conv1 1x1 -> 3, sigmoid
 
-Decisions (the paper is silent or inconsistent; DESIGN.md §3):
+Decisions (the paper is silent or inconsistent; docs/design.md, Fidelity to the paper):
 - Table 2's four stride-2 layers reach only 112x112 from 7x7; we add ConvTrans12 (same 5/s2/p2/op1 recipe as
   its neighbours, 32 channels) before the final 1x1 convolution so the output is image_size x image_size.
 - CBAM is in FD but the paper does not say where: one CBAM closes each upsampling stage that has stride-1

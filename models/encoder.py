@@ -7,7 +7,7 @@ W = 598 frames), channel counts times ``width`` (rounded, at least 1):
     -> Fc1: 1x1 convolution to feature_dim (4096) -> global average pooling -> Fc2: Linear feature_dim -> feature_dim
 Spatial sizes at paper input: 127x297, 63x148, 31x73, 15x36, 15x36, 4x17, then 1x1 after pooling.
 
-Decisions (paper silent or ambiguous; DESIGN.md §3):
+Decisions (paper silent or ambiguous; docs/design.md, Fidelity to the paper):
 - "Fc1, kernel 1, 4096" is read as a 1x1 convolution (flattening would make a 151M-parameter layer), followed by
   global average pooling ("AvgPool1"); Fc2 is a Linear layer. ``feature_dim`` is not scaled by ``width``: it must
   equal the face feature's size.

@@ -5,9 +5,9 @@ the converted state dict (Albanie's ``vgg_face_dag.py``: 13 3x3 convolutions wit
 stored as a ``Linear(25088, 4096)`` over the NCHW-flattened ``pool5`` map, ``fc7`` 4096->4096, ``fc8`` 4096->2622)
 loads key for key, and our own checkpoints of this class use the same keys.
 
-Decisions (the paper and DESIGN.md leave these open):
+Decisions (the paper leaves these open; docs/design.md, Fidelity to the paper):
 - Input is float RGB in [0, 1]; the model itself does ``x * 255 - VGGFACE_MEAN`` (RGB order, std 1), the
-  preprocessing the converted model expects. The mean is the rounded value of DESIGN.md; the converted model's
+  preprocessing the converted model expects. The mean is the rounded value in docs/design.md; the converted model's
   meta holds (129.186279296875, 104.76238250732422, 93.59396362304688), a difference below 3e-4 grey levels.
 - ``fc7_relu`` picks the face feature: fc7 after its ReLU (True, default) or before it (False).
   ``classify(feature)`` always applies the ReLU itself when the feature is pre-ReLU, so

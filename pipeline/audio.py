@@ -1,6 +1,6 @@
 """Audio for the speech encoder: 16 kHz mono, exactly 6 s, and the paper's compressed complex spectrogram.
 
-Spectrogram (DESIGN.md §3; Looking-to-Listen, i.e. ``tf.signal.stft(frame_length=400, frame_step=160,
+Spectrogram (docs/design.md, Fidelity to the paper; Looking-to-Listen, i.e. ``tf.signal.stft(frame_length=400, frame_step=160,
 fft_length=512)``): frames of 400 samples every 160, no centre padding, each multiplied by a *periodic* Hann
 window of length 400 and zero-padded at the end to 512 before the real FFT → 598 frames x 257 bins; then a
 power-law compression applied per element to the real and imaginary parts of S (not to magnitude/phase):

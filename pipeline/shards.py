@@ -1,6 +1,6 @@
 """WebDataset shards of preprocessed samples: encoding, a deterministic tar writer, and the reader API.
 
-Layout (docs/contracts.md, DESIGN.md "Data contracts"): ``{split}-{NNNNNN}.tar`` holds, per sample key,
+Layout (docs/contracts.md): ``{split}-{NNNNNN}.tar`` holds, per sample key,
 ``{key}.audio.flac``, ``{key}.face.jpg``, ``{key}.meta.json`` and ``{key}.spec.npy``; beside each tar a
 ``.parquet`` of per-sample status and a ``.stats.json`` written last (its presence marks the shard complete).
 Neither holds wall-clock timings, timestamps or absolute paths.

@@ -1,4 +1,4 @@
-"""Training loops of the face decoder (FD) and the speech encoder (SE) variants (DESIGN.md §3).
+"""Training loops of the face decoder (FD) and the speech encoder (SE) variants (docs/design.md, Fidelity to the paper).
 
 Both loops share the paper's recipe: Adam (β1 from params, β2 0.999, ε from params), the learning rate decayed
 ×``lr_decay`` every ``lr_decay_every`` epochs, seeded shuffles, frozen helper networks in eval mode. Each epoch

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-GRID_DIR = SHARED / "data" / "grid"
+GRID_DIR = REPO / "tests" / "fixtures" / "grid"  # vendored, with their CC BY 4.0 attribution
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
@@ -20,9 +19,7 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def grid_dir() -> Path:
-    """The 11 real GRID clips beside the checkout (``../shared/data/grid``)."""
-    if not GRID_DIR.is_dir():
-        pytest.skip(f"GRID clips not found at {GRID_DIR}")
+    """The 11 real GRID clips vendored in ``tests/fixtures/grid``."""
     return GRID_DIR
 
 

@@ -1,6 +1,6 @@
 """GRID recipe (lhotse style): list the GRID sample clips as an AVSpeech-format manifest CSV + a labels CSV.
 
-    python -m pipeline.recipes.grid --grid-dir ../shared/data/grid --out data/grid
+    python -m pipeline.recipes.grid --grid-dir tests/fixtures/grid --out data/grid
 
 writes ``data/grid/avspeech.csv`` (no header: ``path,start,end,x,y``; absolute paths, start 0, end = the clip's
 duration from ffprobe, x,y = 0.5,0.55: GRID's 360x288 frames show one frontal face a little below the frame
@@ -52,7 +52,8 @@ def prepare_grid(grid_dir: str | Path, out_dir: str | Path) -> tuple[Path, Path]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write an AVSpeech-format CSV + labels CSV for the GRID clips")
-    parser.add_argument("--grid-dir", default="../shared/data/grid")
+    parser.add_argument("--grid-dir", default="tests/fixtures/grid", help="the clips and their labels.csv (default: "
+                        "the 11 clips vendored for the tests)")
     parser.add_argument("--out", default="data/grid")
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,4 @@
-"""The embedded default dataset (DESIGN.md §4): synthetic speakers whose voices follow their faces.
+"""The embedded default dataset (docs/design.md, The embedded sample): synthetic speakers whose voices follow their faces.
 
 ``generate_sample(out_dir, SampleConfig(...))`` writes MP4 clips, an AVSpeech-format CSV and a labels CSV.
 """

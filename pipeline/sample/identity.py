@@ -1,6 +1,6 @@
 """Synthetic speaker identities: the face attributes and the voice parameters derived from them.
 
-The voice is a function of the face (DESIGN.md §4), so that a model can learn the speech → face mapping and a
+The voice is a function of the face (docs/design.md, The embedded sample), so that a model can learn the speech → face mapping and a
 person can hear the link. Every per-speaker visual attribute has a voice counterpart:
 
 - gender → f0 range (male ~95–135 Hz, female ~185–245 Hz before intonation; the two never overlap), a formant
