@@ -116,9 +116,19 @@ class ManifestResult:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
-def read_labels(path: str | Path) -> dict[str, Label]:
+LABEL_PROBLEMS = ("malformed", "unknown_gender", "conflicting_video", "speaker_gender_conflict")
+
+
+def read_labels(path: str | Path, problems: Counter | None = None) -> dict[str, Label]:
     """Read a labels CSV with a header: ``video_id`` (required), ``speaker_id``, ``gender`` (M/F), ``age_group``
-    (optional). Raises ManifestError with one sentence when it is missing or malformed."""
+    (optional).
+
+    Strict (``problems`` None): the first bad row raises ManifestError with one sentence. Lenient (a Counter): bad
+    rows are counted in ``problems`` and left out instead (``malformed``: wrong field count or no video_id;
+    ``unknown_gender``: a gender other than M/F, kept without it; ``conflicting_video``: one video_id with two
+    different labels, both dropped; ``speaker_gender_conflict``: rows of a speaker_id given two genders, kept
+    without a gender). A missing, non-UTF-8 or header-less file always raises.
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"labels CSV {path} not found")
@@ -129,22 +139,59 @@ def read_labels(path: str | Path) -> dict[str, Label]:
     reader = csv.DictReader(text.splitlines())
     if not reader.fieldnames or "video_id" not in reader.fieldnames:
         raise ManifestError(f"labels CSV {path} needs a header line with a 'video_id' column")
+
+    def bad(kind: str, message: str) -> None:
+        if problems is None:
+            raise ManifestError(message)
+        problems[kind] += 1
+
     labels: dict[str, Label] = {}
+    conflicting: set[str] = set()
     for lineno, rec in enumerate(reader, start=2):
         if None in rec or any(v is None for v in rec.values()):
-            raise ManifestError(f"labels CSV {path} line {lineno} has the wrong number of fields")
+            bad("malformed", f"labels CSV {path} line {lineno} has the wrong number of fields")
+            continue
         video_id = rec["video_id"].strip()
         gender = (rec.get("gender") or "").strip().upper() or None
         if not video_id:
-            raise ManifestError(f"labels CSV {path} line {lineno} has an empty video_id")
+            bad("malformed", f"labels CSV {path} line {lineno} has an empty video_id")
+            continue
         if gender not in (None, "M", "F"):
-            raise ManifestError(f"labels CSV {path} line {lineno}: gender must be M or F, got {gender!r}")
+            bad("unknown_gender", f"labels CSV {path} line {lineno}: gender must be M or F, got {gender!r}")
+            gender = None
         label = Label((rec.get("speaker_id") or "").strip() or None, gender,
                       (rec.get("age_group") or "").strip() or None)
-        if labels.get(video_id, label) != label:
-            raise ManifestError(f"labels CSV {path} gives video {video_id} two different labels")
+        if labels.get(video_id, label) != label or video_id in conflicting:
+            bad("conflicting_video", f"labels CSV {path} gives video {video_id} two different labels")
+            conflicting.add(video_id)
+            labels.pop(video_id, None)
+            continue
         labels[video_id] = label
+    if problems is not None:
+        genders: dict[str, set[str]] = {}
+        for label in labels.values():
+            if label.speaker_id and label.gender:
+                genders.setdefault(label.speaker_id, set()).add(label.gender)
+        mixed = {spk for spk, g in genders.items() if len(g) > 1}
+        for video_id, label in list(labels.items()):
+            if label.speaker_id in mixed:
+                problems["speaker_gender_conflict"] += 1
+                labels[video_id] = Label(label.speaker_id, None, label.age_group)
     return labels
+
+
+def label_counts(labels: dict[str, Label], video_ids: set[str], problems: Counter, path: str | Path) -> dict:
+    """How many labels matched a manifest video_id, how many did not, and the rows left out; raises when labels
+    were given but none is usable."""
+    matched = sum(v in video_ids for v in labels)
+    counts = {"usable": len(labels), "matched": matched, "unmatched": len(labels) - matched,
+              "with_gender": sum(label.gender is not None and v in video_ids for v, label in labels.items()),
+              **{k: int(problems.get(k, 0)) for k in LABEL_PROBLEMS}}
+    if matched == 0:
+        left_out = ", ".join(f"{k} {counts[k]}" for k in LABEL_PROBLEMS if counts[k]) or "none"
+        raise ManifestError(f"no usable label in {path}: {len(labels)} rows read, none matches a video_id of the "
+                            f"CSV (rows left out: {left_out})")
+    return counts
 
 
 def _float(text: str) -> float:
@@ -283,10 +330,13 @@ def apply_limit(rows: list[Row], seed: int, limit: int) -> tuple[list[Row], int]
 
 
 def build_manifest(csv_path: str | Path, labels: dict[str, Label] | None, cfg: ManifestConfig,
-                   root: str | Path | None = None) -> ManifestResult:
+                   root: str | Path | None = None, label_problems: Counter | None = None,
+                   labels_path: str | Path = "labels CSV") -> ManifestResult:
     """Read and validate ``csv_path``; return kept rows (keyed, labelled, split, sorted by key) and rejects.
 
-    Raises ManifestError when the CSV is missing or empty or no row is usable."""
+    With ``labels``, ``counts["labels"]`` says how many matched a row's video_id and how many rows of the labels
+    file were left out (``label_problems``, from a lenient ``read_labels``). Raises ManifestError when the CSV is
+    missing or empty, no row is usable, or labels were given and none matches."""
     csv_path = Path(csv_path)
     root = Path(os.path.abspath(root or Path.cwd()))
     if not csv_path.is_file():
@@ -314,6 +364,8 @@ def build_manifest(csv_path: str | Path, labels: dict[str, Label] | None, cfg: M
         reasons = Counter(r.reason for r in rejects)
         summary = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
         raise ManifestError(f"no usable rows in {csv_path} ({len(lines)} lines rejected: {summary})")
+    label_summary = (label_counts(labels, {r.video_id for r in rows}, label_problems or Counter(), labels_path)
+                     if labels is not None else None)
     labels = labels or {}
     for r in rows:
         label = labels.get(r.video_id)
@@ -332,6 +384,8 @@ def build_manifest(csv_path: str | Path, labels: dict[str, Label] | None, cfg: M
     rows.sort(key=lambda r: r.key)
     result = ManifestResult(rows=rows, rejects=rejects, read=len(lines), limited=limited)
     result.counts = _counts(result)
+    if label_summary is not None:
+        result.counts["labels"] = label_summary
     return result
 
 
@@ -381,6 +435,12 @@ def write_manifest(result: ManifestResult, out_dir: str | Path, metrics_path: st
 def summary_line(counts: dict[str, Any]) -> str:
     """One human line: read, kept (train/test), rejected by reason, limited."""
     by_reason = ", ".join(f"{k} {v}" for k, v in counts["rejected_by_reason"].items() if v) or "none"
-    return (f"read {counts['read']}, kept {counts['kept']} (train {counts['train_rows']} rows/"
+    line = (f"read {counts['read']}, kept {counts['kept']} (train {counts['train_rows']} rows/"
             f"{counts['train_groups']} groups, test {counts['test_rows']}/{counts['test_groups']}), "
             f"rejected {counts['rejected']} ({by_reason}), left out by limit {counts['limited']}")
+    labels = counts.get("labels")
+    if labels:
+        left_out = ", ".join(f"{k} {labels[k]}" for k in LABEL_PROBLEMS if labels[k])
+        line += (f"; labels: {labels['matched']} of {labels['usable']} matched a video ({labels['with_gender']} "
+                 f"with a gender), {labels['unmatched']} unmatched" + (f", left out: {left_out}" if left_out else ""))
+    return line

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 
 from pipeline.manifest import ManifestConfig, ManifestError, build_manifest, read_labels, summary_line, write_manifest
 from pipeline.params import ParamsError, load_section
@@ -24,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         cfg = ManifestConfig.from_params(load_section("manifest", args.params))
-        labels = read_labels(args.labels) if args.labels else None
-        result = build_manifest(args.csv, labels, cfg)
+        problems: Counter = Counter()  # bad label rows are counted and left out, not fatal
+        labels = read_labels(args.labels, problems) if args.labels else None
+        result = build_manifest(args.csv, labels, cfg, label_problems=problems, labels_path=args.labels)
         write_manifest(result, args.out, args.metrics or None)
     except (ParamsError, ManifestError) as exc:
         print(f"manifest: error: {exc}", file=sys.stderr)

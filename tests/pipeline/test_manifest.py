@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.manifest import (REASONS, Label, ManifestConfig, ManifestError, build_manifest, read_labels,
-                               write_manifest)
+                               summary_line, write_manifest)
 
 KEY = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -206,3 +206,33 @@ def test_config_is_validated() -> None:
         ManifestConfig.from_params({"test_fraction": 1.5})
     with pytest.raises(ManifestError, match="limit"):
         ManifestConfig.from_params({"limit": -1})
+
+
+def test_bad_label_rows_are_counted_and_left_out_not_fatal(tmp_path: Path) -> None:
+    from collections import Counter
+    csv_path = _write(tmp_path / "a.csv", [f"{_yt(i)},0,3,0.5,0.5" for i in range(6)])
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_text(
+        "video_id,speaker_id,gender\n"
+        f"{_yt(0)},s0,M\n"            # usable, matched
+        f"{_yt(1)},s1,X\n"            # unknown gender: kept without one
+        f"{_yt(2)},s2,F\n{_yt(2)},s2,M\n"  # one video, two labels: both dropped
+        f"{_yt(3)},s3,F\n{_yt(4)},s3,M\n"  # one speaker, two genders: kept without a gender
+        f"{_yt(5)},s5\n"              # wrong field count
+        "notinthecsv,s9,F\n")         # matches no row
+    problems: Counter = Counter()
+    labels = read_labels(labels_csv, problems)
+    assert problems == Counter(unknown_gender=1, conflicting_video=1, speaker_gender_conflict=2, malformed=1)
+    result = build_manifest(csv_path, labels, ManifestConfig(), label_problems=problems, labels_path=labels_csv)
+    assert result.counts["labels"] == {"usable": 5, "matched": 4, "unmatched": 1, "with_gender": 1, "malformed": 1,
+                                       "unknown_gender": 1, "conflicting_video": 1, "speaker_gender_conflict": 2}
+    genders = {r.video_id: r.gender for r in result.rows}
+    assert genders[_yt(0)] == "M" and genders[_yt(1)] is None and genders[_yt(3)] is None
+    assert "labels: 4 of 5 matched a video (1 with a gender), 1 unmatched" in summary_line(result.counts)
+    unmatched = tmp_path / "other.csv"
+    unmatched.write_text("video_id,gender\nzzz,M\nyyy,X\n")
+    problems = Counter()
+    with pytest.raises(ManifestError, match=r"no usable label in .*other.csv: 2 rows read, none matches a video_id "
+                                            r"of the CSV \(rows left out: unknown_gender 1\)"):
+        build_manifest(csv_path, read_labels(unmatched, problems), ManifestConfig(), label_problems=problems,
+                       labels_path=unmatched)
