@@ -7,9 +7,9 @@
   prefix is balanced. Sizes are capped at twice the smaller gender's speaker count and rounded down to even;
 - neutral prior, ``neutral: random`` (the earlier behaviour): the mean face feature of ``n`` training clips,
   chosen by a seeded permutation of the train split, whatever their gender or speaker;
-- male / female prior = the same, over the training samples whose gender the voice classifier PREDICTS as male /
-  female (the paper: "Based on the classification results, we calculate the male and female prior face
-  features using the same method as the neutral prior");
+- male / female prior = the mean of ``n`` training clips of that gender: the label where the labels CSV gives one,
+  else the voice classifier's prediction (the paper, without labels: "Based on the classification results, we
+  calculate the male and female prior face features using the same method as the neutral prior");
 - Table 1: for growing n (``convergence_n`` plus the final ``n``), the L1 distance ``sum |p(n_i) - p(n_{i+1})|``
   between the priors at consecutive n, per group. The subsets are nested prefixes of one permutation, so the
   table shows how the mean settles as samples are added, as in the paper's Figure 2 / Table 1.

@@ -291,9 +291,11 @@ def fit(
         model.train()
         dataset.set_epoch(epoch)
         running = RunningMean()
+        skipped = 0
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, file=sys.stderr):
             n = len(batch["key"])
             if n < 2:  # BatchNorm cannot train on a single sample; the last tiny batch is skipped
+                skipped += n
                 continue
             loss, parts = step(batch)
             optimizer.zero_grad(set_to_none=True)
@@ -301,6 +303,9 @@ def fit(
             optimizer.step()
             running.update({"loss": float(loss.detach()), **parts}, n)
         if running.count == 0:
+            if skipped:
+                raise TrainingError(f"{desc}: only {skipped} training sample, and BatchNorm needs batches of 2 or "
+                                    f"more (add data, or drop this variant)")
             raise TrainingError(f"{desc}: no training samples (empty split or subset)")
         row = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"]), "samples": running.count,
                **running.means()}

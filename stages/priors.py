@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         if params["neutral"] not in NEUTRAL_MODES:
             raise ParamsError(f"priors.neutral must be one of {', '.join(NEUTRAL_MODES)}, got {params['neutral']!r}")
         rows = [r for r in read_predictions(args.gender) if r["split"] == "train"]
-        genders = {r["key"]: r["pred"] for r in rows}
+        # A sample's gender: its label where known, else the voice classifier's prediction (as the one-gender
+        # variants pick their samples); a briefly trained classifier that predicts one gender only then still
+        # leaves both gender priors when labels exist.
+        genders = {r["key"]: r["label"] if r.get("label") in ("M", "F") else r["pred"] for r in rows}
         balance = read_speaker_balance(args.manifest, rows) if params["neutral"] == "balanced" else None
         neutral_at: dict = {}
         priors, metrics = compute_priors(args.features, genders, int(params["n"]),

@@ -1,0 +1,58 @@
+"""The paper configuration end to end through ``dvc repro`` on the 11 real GRID clips, at full model sizes and
+224 px with one epoch per training stage (pipeline.testing.paper_smoke); and the same overlay without gender labels
+stops at preflight, before any download."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models.vggface import file_sha256
+from pipeline.checkpoints import read_header
+from pipeline.testing.paper_smoke import WEIGHTS, make_paper_smoke_project
+from pipeline.testing.project import commit_all, ran_stages, read_params, run_dvc, write_params
+
+PAPER_VARIANTS = ("non_prior", "neutral", "neutral_fc", "gender", "gender_fc", "male", "female")
+
+
+@pytest.fixture(scope="module")
+def paper_project(tmp_path_factory):
+    return make_paper_smoke_project(tmp_path_factory.mktemp("paper") / "project")
+
+
+@pytest.mark.slow
+def test_paper_overlay_without_gender_labels_stops_at_preflight(tmp_path):
+    project = make_paper_smoke_project(tmp_path / "nolabels")
+    write_params(project, {"manifest": {"labels": ""}})
+    commit_all(project, "no labels")
+    proc = run_dvc(project, "repro")
+    assert proc.returncode != 0
+    assert "train_encoder.variants asks for gender, gender_fc, male, female" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert ran_stages(proc.stdout) <= {"sample", "face_corpus", "preflight"}
+    assert not (project / "data" / "raw").exists() and not (project / "data" / "manifest").exists()
+
+
+@pytest.mark.slow
+def test_paper_configuration_runs_end_to_end_on_grid(paper_project):
+    project = paper_project
+    params = read_params(project)
+    assert params["preprocess"]["image_size"] == 224 and params["train_decoder"]["alpha"] == 0.84
+    assert params["train_decoder"]["cos_weight"] == 1.0 and params["train_encoder"]["lambdas"] == [1.0, 0.04, 1.2]
+    assert tuple(params["train_encoder"]["variants"]) == PAPER_VARIANTS and params["priors"]["n"] == 10000
+    assert params["face_encoder"]["sha256"] == file_sha256(project / WEIGHTS)
+    proc = run_dvc(project, "repro")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    face_encoder = read_header(project / "data/models/face_encoder.pt")
+    assert face_encoder["config"]["fc_dim"] == 4096 and face_encoder["config"]["width"] == 1.0
+    decoder = read_header(project / "data/models/decoder.pt")
+    assert decoder["config"]["fc1_dim"] == 1000 and decoder["config"]["image_size"] == 224
+    assert decoder["config"]["width"] == 1.0 and decoder["config"]["feature_dim"] == 4096
+    preprocess = json.loads((project / "metrics/preprocess.json").read_text())
+    assert preprocess, "preprocess wrote no metrics"
+    table = (project / "reports/table4.md").read_text()
+    for variant in PAPER_VARIANTS:
+        assert f"| {variant} |" in table, variant
+        assert read_header(project / f"data/models/encoder-{variant}.pt")["config"]["width"] == 1.0
+    priors = json.loads((project / "metrics/priors.json").read_text())
+    assert priors["groups"]["neutral"]["capped"] and priors["neutral_balance"]["mode"] == "balanced"
