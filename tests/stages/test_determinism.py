@@ -48,18 +48,9 @@ def test_data_outputs_identical_across_two_clones(tmp_path_factory: pytest.TempP
     a, b = lock_outs(first), lock_outs(second)
     assert all(a.get(path) and b.get(path) for path in DATA_OUTS)
     differing = sorted(path for path in DATA_OUTS if a[path] != b[path])
-    if not differing:
-        return
-    files = _differing_files(first, second, differing)
-    assert files, f"DVC hashes differ for {differing} but no file does"
-    # The media and tensors must match; the only tolerated difference is per-shard bookkeeping (status parquet,
-    # stats json), which today records wall-clock timings: that still changes the directory hash, so it is
-    # reported as an expected failure naming the files, until those timings move to the metrics files.
-    bookkeeping = [
-        f for f in files if f.endswith((".stats.json", ".parquet")) and f.startswith(("data/raw/", "data/shards/"))
-    ]
-    assert files == bookkeeping, f"data differs between two runs with the same params: {files}"
-    pytest.xfail(f"timings inside data outputs make their DVC hashes differ between runs: {', '.join(files)}")
+    # Strict: any difference fails, naming the files (shard bookkeeping no longer records timings).
+    files = _differing_files(first, second, differing) if differing else []
+    assert not differing, f"data outputs differ between two runs with the same params: {differing} ({files})"
 
 
 def _differing_files(first: Path, second: Path, outs: list[str]) -> list[str]:
