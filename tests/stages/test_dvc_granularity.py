@@ -232,7 +232,7 @@ def test_variant_list_adds_and_removes_stages(project: Path) -> None:
     write_params(project, {"train_encoder": {"variants": ["non_prior"]}})
     names = set(stage_names(project))
     assert "train_encoder@neutral_fc" not in names and "evaluate@neutral_fc" not in names
-    assert changed_stages(project) == set()
+    assert changed_stages(project) == {"preflight"}  # only the cheap re-check of the list
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ PARAMS = {
                      "seed": 0, "device": "cpu"},
     "features": {"fc7_relu": True, "batch_size": 5, "device": "cpu"},
     "gender": {"width": 0.0625, "epochs": 1, "batch_size": 4, "lr": 0.001, "seed": 0, "device": "cpu"},
-    "priors": {"n": 100, "seed": 0, "convergence_n": [2, 4]},
+    "priors": {"n": 100, "seed": 0, "convergence_n": [2, 4], "neutral": "random"},  # balanced: test_pipeline_e2e
 }
 
 
@@ -114,7 +114,8 @@ def test_priors_cli_subprocess(project):
     root, _, params = project
     out = root / "priors"
     cmd = [sys.executable, "-m", "stages.priors", "--features", str(root / "features"), "--gender",
-           str(root / "gender"), "--out", str(out), "--metrics", str(root / "priors.json"), "--params", params]
+           str(root / "gender"), "--manifest", str(root / "no-manifest"), "--out", str(out), "--metrics",
+           str(root / "priors.json"), "--params", params]
     env = dict(os.environ, DVC_NO_ANALYTICS="1")
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
