@@ -238,12 +238,12 @@ def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_
                                f"{len(identities)}")
     generator = seed_everything(seed)
     config = {"width": float(params["width"]), "image_size": int(image_size), "fc_dim": int(params["fc_dim"]),
-              "num_classes": len(identities), "fc7_relu": True, "dropout": float(params.get("dropout", 0.5)),
-              "batch_norm": bool(params.get("batch_norm", False))}
+              "num_classes": len(identities), "fc7_relu": True, "dropout": float(params["dropout"]),
+              "batch_norm": bool(params["batch_norm"])}
     model = VGGFace(**config)
     init_vgg_(model)
     model.to(device)
-    attribute_weight = float(params.get("attribute_weight", 0.0))
+    attribute_weight = float(params["attribute_weight"])
     heads = nn.ModuleDict({name: nn.Linear(config["fc_dim"], len(classes)) for name, classes in ATTRIBUTES.items()})
     heads.to(device)
     optimiser = torch.optim.Adam(list(model.parameters()) + list(heads.parameters()), lr=float(params["lr"]))

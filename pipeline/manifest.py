@@ -55,16 +55,26 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class ManifestConfig:
-    """The ``manifest`` section of params.yaml (without the csv/labels paths, which come from the CLI)."""
+    """The ``manifest`` section of params.yaml (without the csv/labels paths, which come from the CLI); the
+    defaults are params.yaml's, for library and test use."""
 
     seed: int = 0
-    test_fraction: float = 0.2
+    test_fraction: float = 0.25
     limit: int = 0
+
+    #: every key of the section: the three above plus the paths the CLI and dvc.yaml pass on
+    KEYS = ("csv", "labels", "media", "seed", "test_fraction", "limit")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "ManifestConfig":
-        cfg = cls(seed=int(params.get("seed", 0)), test_fraction=float(params.get("test_fraction", 0.2)),
-                  limit=int(params.get("limit", 0)))
+        """The config from a full ``manifest`` section; an unknown or missing key stops with one sentence."""
+        unknown = sorted(set(params) - set(cls.KEYS))
+        if unknown:
+            raise ManifestError(f"unknown manifest params: {', '.join(unknown)} (known: {', '.join(cls.KEYS)})")
+        missing = [k for k in ("seed", "test_fraction", "limit") if k not in params]
+        if missing:
+            raise ManifestError(f"manifest params lack {', '.join(missing)}")
+        cfg = cls(seed=int(params["seed"]), test_fraction=float(params["test_fraction"]), limit=int(params["limit"]))
         if not 0.0 <= cfg.test_fraction < 1.0:
             raise ManifestError(f"manifest.test_fraction must be in [0, 1), got {cfg.test_fraction}")
         if cfg.limit < 0:

@@ -59,8 +59,8 @@ class CorpusConfig:
     """The ``face_corpus`` section of params.yaml."""
 
     seed: int = 0
-    n_identities: int = 600
-    images_per_identity: int = 4
+    n_identities: int = 200
+    images_per_identity: int = 12
     frame_size: int = 160
     image_size: int = 64
     margin: float = 0.35

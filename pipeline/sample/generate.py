@@ -35,10 +35,10 @@ class SampleConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """The ``sample`` section of params.yaml."""
+    """The ``sample`` section of params.yaml (the defaults are params.yaml's, for library and test use)."""
 
     seed: int = 0
-    n_speakers: int = 48
+    n_speakers: int = 64
     clips_per_speaker: int = 3
     min_duration: float = 3.0
     max_duration: float = 9.0

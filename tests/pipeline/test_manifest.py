@@ -202,10 +202,32 @@ def test_labels_are_validated(tmp_path: Path) -> None:
 
 
 def test_config_is_validated() -> None:
+    section = {"csv": "a.csv", "labels": "", "media": "data", "seed": 0, "test_fraction": 0.25, "limit": 0}
+    assert ManifestConfig.from_params(section) == ManifestConfig()  # the defaults are params.yaml's
     with pytest.raises(ManifestError, match="test_fraction"):
-        ManifestConfig.from_params({"test_fraction": 1.5})
+        ManifestConfig.from_params({**section, "test_fraction": 1.5})
     with pytest.raises(ManifestError, match="limit"):
-        ManifestConfig.from_params({"limit": -1})
+        ManifestConfig.from_params({**section, "limit": -1})
+    with pytest.raises(ManifestError, match=r"unknown manifest params: test_fracton \(known: csv,"):
+        ManifestConfig.from_params({**section, "test_fracton": 0.3})
+    with pytest.raises(ManifestError, match="lack limit"):
+        ManifestConfig.from_params({k: v for k, v in section.items() if k != "limit"})
+
+
+def test_config_defaults_are_params_yaml(repo_root) -> None:
+    """Library defaults never contradict params.yaml (a test or a library user gets the demo's values)."""
+    import dataclasses
+
+    import yaml
+
+    from pipeline.download import DownloadSettings
+    from pipeline.sample.corpus import CorpusConfig
+    from pipeline.sample.generate import SampleConfig
+    params = yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8"))
+    for cls, section in ((ManifestConfig, "manifest"), (SampleConfig, "sample"), (CorpusConfig, "face_corpus"),
+                         (DownloadSettings, "download")):
+        for field in dataclasses.fields(cls):
+            assert getattr(cls(), field.name) == params[section][field.name], f"{section}.{field.name}"
 
 
 def test_bad_label_rows_are_counted_and_left_out_not_fatal(tmp_path: Path) -> None:
