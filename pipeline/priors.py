@@ -128,6 +128,9 @@ def read_speaker_balance(manifest_dir: str | Path, predictions: Sequence[Mapping
 def plan_balanced_neutral(keys: Sequence[str], balance: SpeakerBalance, n: int, convergence_n: Iterable[int],
                           seed: int) -> tuple[GroupPlan, dict]:
     """The neutral prior over speakers, gender-balanced (eq. 3); returns the plan and what it used, for metrics."""
+    if int(n) < 2:
+        raise PriorsError(f"priors.n must be at least 2 for a gender-balanced neutral prior (one speaker of each "
+                          f"gender), got {n}")
     missing = [k for k in keys if k not in balance.speaker_of]
     if missing:
         raise PriorsError(f"{len(missing)} train features have no speaker in the manifest (first: {missing[0]}); "

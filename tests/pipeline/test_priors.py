@@ -115,6 +115,9 @@ def test_balanced_neutral_prior_needs_both_genders_and_every_speaker(features):
     with pytest.raises(PriorsError, match="0 female ones.*priors.neutral: random"):
         compute_priors(path, {}, n=4, convergence_n=[], seed=0,
                        balance=_balance(keys, lambda i: i // 3, lambda s: "M"))
+    with pytest.raises(PriorsError, match="at least 2 for a gender-balanced"):
+        compute_priors(path, {}, n=1, convergence_n=[], seed=0,
+                       balance=_balance(keys, lambda i: i // 3, lambda s: "M" if int(s[1:]) % 2 else "F"))
     partial = _balance(keys, lambda i: i // 3, lambda s: "M")
     partial.speaker_of.pop(keys[4])
     with pytest.raises(PriorsError, match="1 train features have no speaker"):
