@@ -303,6 +303,25 @@ def save_priors(path: str | Path, priors: Mapping[str, np.ndarray], counts: Mapp
     _write_npz(path, members)
 
 
+def save_variant_priors(out_dir: str | Path, priors: Mapping[str, np.ndarray], counts: Mapping[str, int],
+                        needs: Mapping[str, Sequence[str]]) -> list[Path]:
+    """Write ``variant-<name>.npz`` for each variant: only the priors it uses (none for ``non_prior``).
+
+    Each ``train_encoder@V``/``evaluate@V`` stage depends on its own file, so a change of the prior size reruns
+    the variants whose prior changed and leaves ``non_prior`` (whose file stays the same empty archive) alone.
+    """
+    written = []
+    for variant, groups in sorted(needs.items()):
+        members: dict[str, np.ndarray] = {}
+        for name in groups:
+            members[name] = np.asarray(priors.get(name, np.zeros(0, dtype=np.float32)), dtype=np.float32)
+            members[f"n_{name}"] = np.asarray(int(counts.get(name, 0)), dtype=np.int64)
+        path = Path(out_dir) / f"variant-{variant}.npz"
+        _write_npz(path, members)
+        written.append(path)
+    return written
+
+
 def _write_npz(path: str | Path, members: Mapping[str, np.ndarray]) -> None:
     """An ``np.load``-able zip of ``members``, uncompressed with fixed dates (equal arrays give equal bytes)."""
     with atomic_path(path) as tmp:

@@ -13,7 +13,8 @@ from pipeline.gender import GenderError, read_predictions
 from pipeline.io import write_json
 from pipeline.params import ParamsError, load_section, require
 from pipeline.priors import (PriorsError, compute_priors, read_speaker_balance, save_convergence_priors,
-                             save_priors)
+                             save_priors, save_variant_priors)
+from pipeline.training import VARIANTS, priors_needed
 
 NEUTRAL_MODES = ("balanced", "random")
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = {name: group["n_used"] for name, group in metrics["groups"].items()}
         save_priors(f"{args.out}/priors.npz", priors, counts)
         save_convergence_priors(f"{args.out}/convergence.npz", neutral_at)
+        save_variant_priors(args.out, priors, counts, {name: priors_needed(v) for name, v in VARIANTS.items()})
         write_json(args.metrics, metrics)
     except (ParamsError, FeaturesError, GenderError, PriorsError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -129,3 +129,18 @@ def test_random_neutral_prior_reports_the_genders_it_used(features):
     _, metrics = compute_priors(path, genders, n=1000, convergence_n=[], seed=0)
     assert metrics["neutral_balance"] == {"mode": "random", "unit": "clip", "used": {"M": 15, "F": 8},
                                           "clips_used": 23}
+
+
+def test_variant_priors_hold_only_what_each_variant_uses(tmp_path):
+    from pipeline.priors import save_variant_priors
+    from pipeline.training import VARIANTS, load_priors as load_for_training, priors_needed
+    needs = {name: priors_needed(v) for name, v in VARIANTS.items()}
+    rng = np.random.default_rng(0)
+    for run in ("a", "b"):  # two different sets of priors
+        priors = {g: rng.standard_normal(6).astype(np.float32) for g in ("neutral", "male", "female")}
+        save_variant_priors(tmp_path / run, priors, {"neutral": 4, "male": 2, "female": 2}, needs)
+    assert (tmp_path / "a/variant-non_prior.npz").read_bytes() == (tmp_path / "b/variant-non_prior.npz").read_bytes()
+    assert (tmp_path / "a/variant-neutral.npz").read_bytes() != (tmp_path / "b/variant-neutral.npz").read_bytes()
+    assert set(load_for_training(tmp_path / "a/variant-gender_fc.npz", 6, ("male", "female"))) == {"male", "female"}
+    assert set(load_for_training(tmp_path / "a/variant-neutral.npz", 6)) == {"neutral"}
+    assert load_for_training(tmp_path / "a/variant-non_prior.npz", 6, ()) == {}

@@ -217,6 +217,15 @@ def test_param_change_reruns_exactly_its_stage_and_downstream(project: Path, kno
 
 
 @pytest.mark.slow
+def test_prior_size_reruns_only_the_variants_that_use_a_prior(project: Path) -> None:
+    """Each variant depends on its own priors file: non_prior's is the same empty archive whatever n is."""
+    write_params(project, {"priors": {"n": 2}})
+    proc = run_dvc(project, "repro", check=True)
+    assert ran_stages(proc.stdout) == {"priors", "evaluate_decoder", "train_encoder@neutral_fc",
+                                       "evaluate@neutral_fc", "report"}
+
+
+@pytest.mark.slow
 def test_variant_list_adds_and_removes_stages(project: Path) -> None:
     variants = list(read_params(project)["train_encoder"]["variants"])
     assert tuple(variants) == ALL_VARIANTS
