@@ -58,6 +58,20 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
 
+def known_genders(path: str | Path, split: str | None = None) -> dict[str, str | None]:
+    """``{key: "M" | "F" | None}``: each sample's label where known, else the voice classifier's prediction.
+
+    What the gender priors and the balanced neutral prior group by: labels are better than predictions, and a
+    briefly trained classifier that predicts one gender only then still leaves both gender priors.
+    """
+    out: dict[str, str | None] = {}
+    for r in read_predictions(path):
+        if split is None or r["split"] == split:
+            label, pred = r.get("label"), r.get("pred")
+            out[str(r["key"])] = label if label in CLASSES else (pred if pred in CLASSES else None)
+    return out
+
+
 def label_index(meta: dict) -> int | None:
     """0 for ``M``, 1 for ``F``, None when the sample has no (valid) label."""
     label = (meta or {}).get("gender")

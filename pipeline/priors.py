@@ -107,9 +107,9 @@ def speaker_genders(keys: Sequence[str], balance: SpeakerBalance) -> dict[str, s
     return {spk: (None if t["M"] == t["F"] else ("M" if t["M"] > t["F"] else "F")) for spk, t in votes.items()}
 
 
-def read_speaker_balance(manifest_dir: str | Path, predictions: Sequence[Mapping]) -> SpeakerBalance:
-    """Each train key's speaker (the manifest's ``speaker_id``, else its video: the manifest's split group) and
-    gender (the row's label where known, else the voice classifier's prediction, from ``predictions``' rows)."""
+def read_speaker_balance(manifest_dir: str | Path, gender_of: Mapping[str, str | None]) -> SpeakerBalance:
+    """Each train key's speaker (the manifest's ``speaker_id``, else its video: the manifest's split group) with
+    ``gender_of`` (``pipeline.gender.known_genders``: label where known, else prediction)."""
     import pyarrow.parquet as pq
 
     path = Path(manifest_dir) / "train.parquet"
@@ -118,11 +118,7 @@ def read_speaker_balance(manifest_dir: str | Path, predictions: Sequence[Mapping
     table = pq.read_table(path, columns=["key", "speaker_id", "video_id"]).to_pydict()
     speaker_of = {k: (f"speaker:{s}" if s else f"video:{v}")
                   for k, s, v in zip(table["key"], table["speaker_id"], table["video_id"])}
-    gender_of: dict[str, str | None] = {}
-    for row in predictions:
-        label, pred = row.get("label"), row.get("pred")
-        gender_of[str(row["key"])] = label if label in ("M", "F") else (pred if pred in ("M", "F") else None)
-    return SpeakerBalance(speaker_of=speaker_of, gender_of=gender_of)
+    return SpeakerBalance(speaker_of=speaker_of, gender_of=dict(gender_of))
 
 
 def plan_balanced_neutral(keys: Sequence[str], balance: SpeakerBalance, n: int, convergence_n: Iterable[int],

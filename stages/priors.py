@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from pipeline.feature_files import FeaturesError, feature_dim
-from pipeline.gender import GenderError, read_predictions
+from pipeline.gender import GenderError, known_genders
 from pipeline.io import write_json
 from pipeline.params import ParamsError, load_section, require
 from pipeline.priors import (PriorsError, compute_priors, read_speaker_balance, save_convergence_priors,
@@ -33,12 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         require(params, "n", "seed", "convergence_n", "neutral", section="priors")
         if params["neutral"] not in NEUTRAL_MODES:
             raise ParamsError(f"priors.neutral must be one of {', '.join(NEUTRAL_MODES)}, got {params['neutral']!r}")
-        rows = [r for r in read_predictions(args.gender) if r["split"] == "train"]
-        # A sample's gender: its label where known, else the voice classifier's prediction (as the one-gender
-        # variants pick their samples); a briefly trained classifier that predicts one gender only then still
-        # leaves both gender priors when labels exist.
-        genders = {r["key"]: r["label"] if r.get("label") in ("M", "F") else r["pred"] for r in rows}
-        balance = read_speaker_balance(args.manifest, rows) if params["neutral"] == "balanced" else None
+        genders = known_genders(args.gender, split="train")
+        balance = read_speaker_balance(args.manifest, genders) if params["neutral"] == "balanced" else None
         neutral_at: dict = {}
         priors, metrics = compute_priors(args.features, genders, int(params["n"]),
                                          [int(x) for x in params["convergence_n"]], int(params["seed"]),

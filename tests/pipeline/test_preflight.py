@@ -42,3 +42,10 @@ def test_stage_refuses_with_one_line_and_writes_no_marker(tmp_path, repo_root):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
     assert proc.returncode == 0 and (tmp_path / "preflight.json").read_text() == '{"preflight": "passed"}\n'
+
+
+def test_gender_variants_match_the_variant_registry():
+    from pipeline.preflight import GENDER_VARIANTS
+    from pipeline.training import VARIANTS
+    assert set(GENDER_VARIANTS) == {n for n, v in VARIANTS.items() if v.prior in ("gender", "male", "female")
+                                    or v.subset is not None}

@@ -144,3 +144,13 @@ def test_variant_priors_hold_only_what_each_variant_uses(tmp_path):
     assert set(load_for_training(tmp_path / "a/variant-gender_fc.npz", 6, ("male", "female"))) == {"male", "female"}
     assert set(load_for_training(tmp_path / "a/variant-neutral.npz", 6)) == {"neutral"}
     assert load_for_training(tmp_path / "a/variant-non_prior.npz", 6, ()) == {}
+
+
+def test_known_genders_prefer_the_label_then_the_prediction(tmp_path):
+    from pipeline.gender import known_genders, write_predictions
+    write_predictions(tmp_path / "predictions.parquet", [
+        {"key": "a", "split": "train", "label": "F", "p_female": 0.1, "pred": "M"},
+        {"key": "b", "split": "train", "label": None, "p_female": 0.9, "pred": "F"},
+        {"key": "c", "split": "train", "label": None, "p_female": None, "pred": None},
+        {"key": "d", "split": "test", "label": "M", "p_female": 0.2, "pred": "M"}])
+    assert known_genders(tmp_path, split="train") == {"a": "F", "b": "F", "c": None}
