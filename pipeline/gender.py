@@ -6,6 +6,11 @@ training), and predicts a gender for EVERY sample of every split: ``predictions.
 ``key, split, label (M/F/null), p_female, pred (M/F)``. The priors stage builds the male/female priors from
 ``pred`` (the paper uses the classifier's predictions, not labels).
 
+With a gender corpus (``pipeline.gender_corpus``: a separately labelled corpus in its own shards, as the paper's
+classifier is trained apart from AVSpeech) the classifier trains on the corpus's train split and its held-out
+accuracy is measured on the corpus's test speakers; the main shards' labels, where there are any, are then only
+scored. Without a gender corpus it trains on the main train split's labelled samples.
+
 Without any labelled train sample there is nothing to learn: the stage writes predictions with ``p_female`` and
 ``pred`` null and metrics ``available: false``, and the male/female priors (and the gender variants that need
 them) are unavailable; loading them fails with one clear sentence.
@@ -186,8 +191,9 @@ def accuracy(rows: Sequence[dict[str, Any]], split: str) -> dict[str, Any]:
 
 
 def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, Any],
-               device: torch.device) -> dict[str, Any]:
-    """Train (when labels exist), predict every sample, write ``model.pt`` + ``predictions.parquet``; metrics."""
+               device: torch.device, corpus_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train (on the gender corpus when it has labelled train samples, else on the main shards' labelled train
+    samples), predict every main sample, write ``model.pt`` + ``predictions.parquet``; return metrics."""
     from pipeline.checkpoints import save_checkpoint
     from pipeline.datasets import DatasetError
     from pipeline.shards import list_shards
@@ -197,18 +203,28 @@ def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, An
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = {split: count_labels(shards_dir, split) for split in SPLITS}
-    available = labels["train"]["M"] + labels["train"]["F"] > 0
+    corpus_labels = ({split: count_labels(corpus_dir, split) for split in SPLITS}
+                     if corpus_dir is not None and list_shards(corpus_dir, "train") else None)
+    if corpus_labels and corpus_labels["train"]["M"] + corpus_labels["train"]["F"] > 0:
+        trained_on, train_dir = "gender_corpus", corpus_dir
+    elif labels["train"]["M"] + labels["train"]["F"] > 0:
+        trained_on, train_dir = "manifest", shards_dir
+    else:
+        trained_on, train_dir = None, None
     model = None
-    metrics: dict[str, Any] = {"available": available, "labels": labels}
-    if available:
+    metrics: dict[str, Any] = {"available": trained_on is not None, "trained_on": trained_on, "labels": labels}
+    if corpus_labels is not None:
+        metrics["corpus_labels"] = corpus_labels
+    if train_dir is not None:
         model, train_metrics = train_classifier(
-            shards_dir, params["width"], params["epochs"], params["batch_size"], params["lr"], params["seed"],
+            train_dir, params["width"], params["epochs"], params["batch_size"], params["lr"], params["seed"],
             device)
         metrics.update({k: v for k, v in train_metrics.items() if k != "history"})
         metrics["history"] = train_metrics["history"]
         config = {"width": float(params["width"]), "in_channels": 2, "num_classes": 2}
         save_checkpoint(out_dir / "model.pt", model.cpu(), "voice_gender", config,
-                        {"classes": list(CLASSES), "seed": int(params["seed"]), "epochs": int(params["epochs"])})
+                        {"classes": list(CLASSES), "seed": int(params["seed"]), "epochs": int(params["epochs"]),
+                         "trained_on": trained_on})
         model.to(device)
     rows: list[dict[str, Any]] = []
     for split in SPLITS:
@@ -216,7 +232,14 @@ def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, An
     write_predictions(out_dir / "predictions.parquet", rows)
     metrics["test"] = accuracy(rows, "test")
     metrics["train"] = accuracy(rows, "train")
+    # The held-out accuracy: on speakers the classifier never heard, of the corpus it trained on.
     metrics["test_accuracy"] = metrics["test"]["accuracy"]
+    if trained_on == "gender_corpus":
+        corpus_rows = [r for split in SPLITS
+                       for r in predict_split(model, corpus_dir, split, int(params["batch_size"]), device)]
+        metrics["corpus_test"] = accuracy(corpus_rows, "test")
+        metrics["corpus_train"] = accuracy(corpus_rows, "train")
+        metrics["test_accuracy"] = metrics["corpus_test"]["accuracy"]
     metrics["predicted"] = {split: {label: sum(1 for r in rows if r["split"] == split and r["pred"] == label)
                                     for label in CLASSES} for split in SPLITS}
     return metrics

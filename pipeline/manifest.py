@@ -66,19 +66,20 @@ class ManifestConfig:
     KEYS = ("csv", "labels", "media", "seed", "test_fraction", "limit")
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "ManifestConfig":
-        """The config from a full ``manifest`` section; an unknown or missing key stops with one sentence."""
+    def from_params(cls, params: dict[str, Any], section: str = "manifest") -> "ManifestConfig":
+        """The config from a full ``manifest`` section (or ``gender_corpus``, which has the same keys); an unknown
+        or missing key stops with one sentence."""
         unknown = sorted(set(params) - set(cls.KEYS))
         if unknown:
-            raise ManifestError(f"unknown manifest params: {', '.join(unknown)} (known: {', '.join(cls.KEYS)})")
+            raise ManifestError(f"unknown {section} params: {', '.join(unknown)} (known: {', '.join(cls.KEYS)})")
         missing = [k for k in ("seed", "test_fraction", "limit") if k not in params]
         if missing:
-            raise ManifestError(f"manifest params lack {', '.join(missing)}")
+            raise ManifestError(f"{section} params lack {', '.join(missing)}")
         cfg = cls(seed=int(params["seed"]), test_fraction=float(params["test_fraction"]), limit=int(params["limit"]))
         if not 0.0 <= cfg.test_fraction < 1.0:
-            raise ManifestError(f"manifest.test_fraction must be in [0, 1), got {cfg.test_fraction}")
+            raise ManifestError(f"{section}.test_fraction must be in [0, 1), got {cfg.test_fraction}")
         if cfg.limit < 0:
-            raise ManifestError(f"manifest.limit must be 0 (all rows) or positive, got {cfg.limit}")
+            raise ManifestError(f"{section}.limit must be 0 (all rows) or positive, got {cfg.limit}")
         return cfg
 
 
@@ -414,6 +415,13 @@ def _counts(result: ManifestResult) -> dict[str, Any]:
         counts[f"{name}_groups"] = len({group_of(r) for r in part})
     counts["labelled_rows"] = sum(r.speaker_id is not None or r.gender is not None for r in result.rows)
     return counts
+
+
+def empty_result() -> ManifestResult:
+    """A manifest of no rows: what an unconfigured optional corpus writes, so the stages after it have inputs."""
+    result = ManifestResult(rows=[], rejects=[], read=0, limited=0)
+    result.counts = _counts(result)
+    return result
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:

@@ -3,8 +3,9 @@
 The ``preflight`` stage runs right after ``sample`` and before ``manifest``, so before any download,
 preprocessing or training. Today it checks one thing: the variants that need a voice gender classifier
 (``gender``, ``gender_fc``, ``male``, ``female``: the gender priors and the one-gender subsets) have gender labels
-to train it on. AVSpeech has none, so the paper's configuration needs a labels CSV or must drop those variants;
-without this check ``train_encoder@gender`` stopped after everything before it had run.
+to train it on, in the main manifest's labels CSV or in a separate gender corpus (``gender_corpus``). AVSpeech has
+none, so the paper's configuration needs a gender corpus (or a labels CSV) or must drop those variants; without
+this check ``train_encoder@gender`` stopped after everything before it had run.
 """
 from __future__ import annotations
 
@@ -35,14 +36,19 @@ def count_gender_labels(labels_csv: str) -> int:
     return sum(label.gender in ("M", "F") for label in labels.values())
 
 
-def check_gender_labels(variants: Sequence[str], labels_csv: str) -> dict:
-    """Refuse gender variants without any gender label; return what was checked."""
+def check_gender_labels(variants: Sequence[str], labels_csv: str, corpus_labels_csv: str = "") -> dict:
+    """Refuse gender variants without any gender label, in the manifest's labels CSV or the gender corpus's;
+    return what was checked."""
     needs = [v for v in variants if v in GENDER_VARIANTS]
     labelled = count_gender_labels(labels_csv) if needs else None
-    if needs and not labelled:
+    corpus_labelled = count_gender_labels(corpus_labels_csv) if needs else None
+    if needs and not labelled and not corpus_labelled:
         where = f"{labels_csv} has no row with a gender (M/F)" if labels_csv else "manifest.labels is empty"
+        corpus = (f"{corpus_labels_csv} has none either" if corpus_labels_csv
+                  else "there is no gender corpus (gender_corpus.csv/labels)")
         raise PreflightError(
             f"train_encoder.variants asks for {', '.join(needs)}, which need gender labels to train the voice "
-            f"gender classifier, but {where}: set manifest.labels to a labels CSV with a gender column "
-            f"(video_id,speaker_id,gender), or drop those variants")
-    return {"gender_variants": needs, "gender_labels": labelled}
+            f"gender classifier, but {where} and {corpus}: set gender_corpus.csv and gender_corpus.labels to a "
+            f"labelled speech corpus (python -m pipeline.recipes.voxceleb makes one from a local VoxCeleb copy) "
+            f"or manifest.labels to a labels CSV with a gender column, or drop those variants")
+    return {"gender_variants": needs, "gender_labels": labelled, "gender_corpus_labels": corpus_labelled}

@@ -22,15 +22,19 @@ def main(argv: list[str] | None = None) -> int:
         require(variants, "variants", section="train_encoder")
         manifest = load_section("manifest", args.params)
         require(manifest, "labels", section="manifest")
-        checked = check_gender_labels([str(v) for v in variants["variants"]], str(manifest["labels"] or ""))
+        corpus = load_section("gender_corpus", args.params)
+        require(corpus, "labels", section="gender_corpus")
+        checked = check_gender_labels([str(v) for v in variants["variants"]], str(manifest["labels"] or ""),
+                                      str(corpus["labels"] or ""))
     except (ParamsError, PreflightError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # Constant content: a passed check never makes the manifest stage rerun.
     atomic_write_bytes(args.out, b'{"preflight": "passed"}\n')
-    labels = checked["gender_labels"]
+    labels, corpus = checked["gender_labels"], checked["gender_corpus_labels"]
     print(f"preflight: {len(checked['gender_variants'])} gender variants"
-          + (f", {labels} gender-labelled rows" if labels is not None else "") + ": ok")
+          + (f", {labels} gender-labelled rows" if labels is not None else "")
+          + (f", {corpus} in the gender corpus" if corpus else "") + ": ok")
     return 0
 
 

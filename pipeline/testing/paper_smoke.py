@@ -3,7 +3,9 @@
 ``make_paper_smoke_project(dst)`` copies the project, applies ``configs/paper.yaml`` exactly as
 ``dvc exp run $(python -m pipeline.config configs/paper.yaml)`` would, then only what a smoke run must change
 (``SMOKE_OVERRIDES``): the GRID clips instead of AVSpeech, one epoch per training stage, a small embedded sample and
-face corpus (unused by the paper's models but still stages of the DAG), the dlib detector (face-alignment's S3FD
+face corpus (unused by the paper's models but still stages of the DAG), a gender corpus (the same clips laid out
+as VoxCeleb and listed by ``pipeline.recipes.voxceleb``, as a user with a local VoxCeleb copy would), the dlib
+detector (face-alignment's S3FD
 weights download at run time), and a generated full-size ``vgg_face_dag.pth`` pinned by its SHA-256 in place of
 the Oxford weights. Model sizes, 224 px, MS-SSIM window 11, alpha 0.84, the cosine weight, lambdas, n and every
 variant stay the paper's.
@@ -32,6 +34,9 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "face_corpus": {"n_identities": 8, "images_per_identity": 2, "frame_size": 256},
     "manifest": {"csv": "data/grid/avspeech.csv", "labels": "data/grid/labels.csv", "media": "data/grid",
                  "test_fraction": 0.3, "seed": 4},  # 2 F + 4 M train, 2 F + 3 M test: every variant has data
+    # The paper trains its gender CNN on a separate labelled corpus: here the same clips as five VoxCeleb speakers.
+    "gender_corpus": {"csv": "data/voxceleb/avspeech.csv", "labels": "data/voxceleb/labels.csv",
+                      "media": "data/voxceleb", "test_fraction": 0.4},
     "download": {"sleep_interval_requests": 0.0, "retries": 1, "backoff": 0.1},
     "preprocess": {"detector": "dlib"},
     "face_encoder": {"weights": WEIGHTS},
@@ -64,11 +69,15 @@ def write_full_size_vggface(path: Path, seed: int = 0) -> str:
 def make_paper_smoke_project(dst: str | Path) -> Path:
     """A committed project copy in ``dst`` set up for the paper smoke run (see the module docstring)."""
     from pipeline.recipes.grid import prepare_grid
+    from pipeline.recipes.voxceleb import prepare_voxceleb
+    from pipeline.testing.voxceleb import make_voxceleb_layout
 
     dst = copy_project(dst, commit=False)
     # The clips travel with the project so that the manifest's media dependency is inside it.
     shutil.copytree(GRID_FIXTURES, dst / "data" / "grid" / "clips")
     prepare_grid(dst / "data" / "grid" / "clips", dst / "data" / "grid")
+    meta = make_voxceleb_layout(dst / "data" / "voxceleb_copy", dst / "data" / "grid" / "clips")
+    prepare_voxceleb(meta, dst / "data" / "voxceleb_copy" / "mp4", dst / "data" / "voxceleb", clips_per_speaker=0)
     sha = write_full_size_vggface(dst / WEIGHTS)
     params = deep_merge(paper_overrides(dst), SMOKE_OVERRIDES)
     params["face_encoder"]["sha256"] = sha

@@ -16,8 +16,9 @@ from pipeline.shards import (AUDIO_SAMPLES, SPEC_SHAPE, ShardWriter, encode_samp
 
 
 def dummy_sample(index: int, split: str = "train", image_size: int = 64, n_speakers: int = 4,
-                 seed: int = 0) -> dict[str, Any]:
-    """Arrays and meta of one deterministic fake sample (key ``{split}_{index:05d}``)."""
+                 seed: int = 0, labelled: bool = True) -> dict[str, Any]:
+    """Arrays and meta of one deterministic fake sample (key ``{split}_{index:05d}``; gender None unless
+    ``labelled``)."""
     rng = np.random.default_rng(seed * 100003 + index)
     colour = rng.integers(40, 216, size=3, dtype=np.uint8)
     face = np.empty((image_size, image_size, 3), dtype=np.uint8)
@@ -29,7 +30,7 @@ def dummy_sample(index: int, split: str = "train", image_size: int = 64, n_speak
     speaker = index % n_speakers
     key = f"{split}_{index:05d}"
     meta = {
-        "key": key, "video_id": key, "speaker_id": f"spk{speaker:03d}", "gender": "MF"[speaker % 2],
+        "key": key, "video_id": key, "speaker_id": f"spk{speaker:03d}", "gender": "MF"[speaker % 2] if labelled else None,
         "age_group": None, "split": split, "source": f"{key}.mp4", "start": 0.0, "end": 6.0,
         "face_box": [0, 0, image_size, image_size], "detector": "center", "detector_score": 1.0,
         "audio_fit": "none", "orig_duration": 6.0, "image_size": image_size,
@@ -38,7 +39,8 @@ def dummy_sample(index: int, split: str = "train", image_size: int = 64, n_speak
 
 
 def write_dummy_shards(out_dir: str | Path, split: str = "train", n_samples: int = 6, per_shard: int = 4,
-                       image_size: int = 64, n_speakers: int = 4, seed: int = 0) -> list[Path]:
+                       image_size: int = 64, n_speakers: int = 4, seed: int = 0,
+                       labelled: bool = True) -> list[Path]:
     """Write ``n_samples`` fake samples of ``split`` into shards of ``per_shard``; return the tar paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +50,7 @@ def write_dummy_shards(out_dir: str | Path, split: str = "train", n_samples: int
         rows = []
         with ShardWriter(out_dir / f"{stem}.tar") as writer:
             for i in range(start, min(start + per_shard, n_samples)):
-                s = dummy_sample(i, split, image_size, n_speakers, seed)
+                s = dummy_sample(i, split, image_size, n_speakers, seed, labelled)
                 writer.add(s["key"], encode_sample(s["face"], s["spec"], s["audio"], s["meta"]))
                 rows.append({"key": s["key"], "status": "ok"})
         write_status_table(out_dir / f"{stem}.parquet", rows)

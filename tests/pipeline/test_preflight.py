@@ -17,15 +17,28 @@ def _labels(tmp_path, rows):
 
 
 def test_gender_variants_need_a_gender_label(tmp_path):
-    assert check_gender_labels(["non_prior", "neutral_fc"], "") == {"gender_variants": [], "gender_labels": None}
+    assert check_gender_labels(["non_prior", "neutral_fc"], "") == \
+        {"gender_variants": [], "gender_labels": None, "gender_corpus_labels": None}
     assert check_gender_labels(["gender", "male"], _labels(tmp_path, ["v1,s1,M", "v2,s2,", "v3,s3,F"])) == \
-        {"gender_variants": ["gender", "male"], "gender_labels": 2}
-    with pytest.raises(PreflightError, match=r"asks for gender_fc, female, .*manifest.labels is empty.*drop those"):
+        {"gender_variants": ["gender", "male"], "gender_labels": 2, "gender_corpus_labels": 0}
+    with pytest.raises(PreflightError, match=r"asks for gender_fc, female, .*manifest.labels is empty and there is no "
+                       r"gender corpus.*drop those"):
         check_gender_labels(["non_prior", "gender_fc", "female"], "")
     with pytest.raises(PreflightError, match="has no row with a gender"):
         check_gender_labels(["male"], _labels(tmp_path, ["v1,s1,", "v2,s2,"]))
     with pytest.raises(PreflightError, match="not found"):
         check_gender_labels(["male"], str(tmp_path / "missing.csv"))
+
+
+
+def test_a_labelled_gender_corpus_is_enough(tmp_path):
+    """AVSpeech has no labels: the paper's gender variants train their classifier on a separate labelled corpus."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    checked = check_gender_labels(["gender", "female"], "", _labels(corpus, ["a,s1,F", "b,s2,M", "c,s3,"]))
+    assert checked == {"gender_variants": ["gender", "female"], "gender_labels": 0, "gender_corpus_labels": 2}
+    with pytest.raises(PreflightError, match=r"manifest.labels is empty and .*labels.csv has none either"):
+        check_gender_labels(["male"], "", _labels(corpus, ["a,s1,", "b,s2,"]))
 
 
 def test_stage_refuses_with_one_line_and_writes_no_marker(tmp_path, repo_root):

@@ -93,8 +93,15 @@ def test_metrics_and_plots_are_stage_outputs(repo_root: Path) -> None:
         assert owners, f"plot file {file} is not inside any stage output"
 
 
-# preflight exists to check other stages' settings before they run (seconds, before any download).
-CROSS_SECTION_CHECKS = {"preflight": {"manifest.labels", "train_encoder.variants"}}
+# preflight exists to check other stages' settings before they run (seconds, before any download). The gender
+# corpus goes through the download and preprocess code with their settings, so that its spectrograms are made
+# exactly like the ones the classifier then labels.
+_SECTION_KEYS = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+CROSS_SECTION_CHECKS = {
+    "preflight": {"manifest.labels", "gender_corpus.labels", "train_encoder.variants"},
+    "gender_corpus_download": {f"download.{k}" for k in _SECTION_KEYS["download"]},
+    "gender_corpus_preprocess": {f"preprocess.{k}" for k in _SECTION_KEYS["preprocess"]},
+}
 
 
 def test_stage_params_are_leaf_keys_of_its_own_section(repo_root: Path) -> None:
@@ -183,11 +190,17 @@ KNOBS = {
         {"train_decoder"},
         {"train_decoder", "evaluate_decoder"} | TRAINING_TAIL,
     ),
-    "preprocess.image_size": (
+    "preprocess.image_size": (  # the gender corpus is preprocessed with the same settings as the main corpus
         {"preprocess": {"image_size": 32}},
-        {"preprocess"},
-        {"preprocess", "face_encoder", "features", "gender", "priors", "train_decoder", "evaluate_decoder"}
-        | TRAINING_TAIL,
+        {"preprocess", "gender_corpus_preprocess"},
+        {"preprocess", "gender_corpus_preprocess", "face_encoder", "features", "gender", "priors", "train_decoder",
+         "evaluate_decoder"} | TRAINING_TAIL,
+    ),
+    "gender_corpus.test_fraction": (
+        {"gender_corpus": {"test_fraction": 0.5}},
+        {"gender_corpus"},
+        {"gender_corpus", "gender_corpus_download", "gender_corpus_preprocess", "gender", "priors",
+         "evaluate_decoder"} | TRAINING_TAIL,
     ),
     "face_corpus.n_identities": (
         {"face_corpus": {"n_identities": 10}},
