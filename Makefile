@@ -8,7 +8,9 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean-data
+.PHONY: setup demo test bench clean-data sweep-priors
+SWEEP_N ?=
+SWEEP_VARIANTS ?=
 
 $(VENV)/.installed: requirements.txt
 	@echo "==> python environment in $(VENV)"
@@ -24,6 +26,10 @@ demo: setup
 	@echo "==> dvc repro (embedded sample; every stage is cached)"
 	@dvc repro
 	@python -m pipeline.summary
+
+# One DVC experiment per prior size (priors.convergence_n, or SWEEP_N="10 20"), then sweeps/priors/prior_sweep.md.
+sweep-priors: setup
+	@python -m pipeline.sweep $(if $(SWEEP_N),--n $(SWEEP_N)) $(if $(SWEEP_VARIANTS),--variants $(SWEEP_VARIANTS))
 
 test: setup
 	@python -m pytest -q -n 2 --durations=15 $(PYTEST_ARGS) tests

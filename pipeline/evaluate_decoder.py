@@ -61,6 +61,14 @@ def decode(decoder: torch.nn.Module, features: torch.Tensor, device: torch.devic
 
 
 @torch.no_grad()
+def prior_faces(decoder: torch.nn.Module, priors: torch.Tensor, device: torch.device, batch_size: int) -> np.ndarray:
+    """The faces FD draws from prior vectors ``[k, dim]``, as uint8 ``[k, H, W, 3]`` (paper Figure 2; also the
+    prior sweep's faces)."""
+    from pipeline.evaluate import to_uint8_images
+
+    return to_uint8_images(decode(decoder, priors, device, batch_size))
+
+
 def encode(face_encoder: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int
            ) -> np.ndarray:
     return torch.cat([face_encoder.features(images[i:i + batch_size].to(device)).float().cpu()
@@ -166,8 +174,8 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
         sizes, neutral = [int(n) for n in data["n"]], torch.from_numpy(np.asarray(data["neutral"]))
     if neutral.shape[1] != dim:
         raise DecoderEvaluationError(f"the convergence priors are {neutral.shape[1]}-d but the features are {dim}-d")
-    prior_faces = to_uint8_images(decode(decoder, neutral, device, batch_size))
-    save_grid_png(out_dir / "figure2.png", [list(prior_faces)], ["FD(neutral prior)"],
+    save_grid_png(out_dir / "figure2.png", [list(prior_faces(decoder, neutral, device, batch_size))],
+                  ["FD(neutral prior)"],
                   column_labels=[f"n={n}" for n in sizes])
     metrics["figure2_n"] = sizes
     write_json(out_dir / "metrics.json", metrics)
