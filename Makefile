@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test bench clean-data sweep-priors
 SWEEP_N ?=
-SWEEP_VARIANTS ?=
+SWEEP_VARIANTS ?= neutral_fc gender_fc
 
 $(VENV)/.installed: requirements.txt
 	@echo "==> python environment in $(VENV)"
@@ -28,6 +28,7 @@ demo: setup
 	@python -m pipeline.summary
 
 # One DVC experiment per prior size (priors.convergence_n, or SWEEP_N="10 20"), then sweeps/priors/prior_sweep.md.
+# Two variants by default (one per prior kind) so the demo sweep fits in minutes; SWEEP_VARIANTS="neutral ..." for more.
 sweep-priors: setup
 	@python -m pipeline.sweep $(if $(SWEEP_N),--n $(SWEEP_N)) $(if $(SWEEP_VARIANTS),--variants $(SWEEP_VARIANTS))
 
