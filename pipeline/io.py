@@ -69,3 +69,21 @@ def deterministic_tarinfo(name: str, size: int) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
+
+
+EMPTY_NOTE = "EMPTY.txt"
+
+
+def note_if_empty(out_dir: str | Path, reason: str) -> None:
+    """Write ``EMPTY.txt`` (one sentence) into an output directory with no other file, and remove a stale one.
+
+    DVC warns about every empty output directory on every command; an optional corpus that is not configured
+    (the gender corpus) leaves its directories empty, and the note says why instead."""
+    out_dir = Path(out_dir)
+    note = out_dir / EMPTY_NOTE
+    others = [p for p in out_dir.iterdir() if p.name != EMPTY_NOTE] if out_dir.is_dir() else []
+    if others:
+        if note.exists():
+            note.unlink()
+    else:
+        atomic_write_bytes(note, (reason.rstrip() + "\n").encode("utf-8"))

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from pipeline.audio import AudioError, load_audio, spectrogram
 from pipeline.faces import Detector, FaceError, choose_face, crop_face, make_detector
-from pipeline.io import read_json
+from pipeline.io import note_if_empty, read_json
 from pipeline.media import MediaError, decode_frame, probe
 from pipeline.shards import (KEY_RE, ShardWriter, encode_sample, shard_name, write_shard_stats,
                              write_status_table)
@@ -396,6 +396,7 @@ def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConf
     elapsed = time.perf_counter() - started
     metrics = summarize(raw_dir, all_stats, cfg, processed)
     metrics["timings"] = summarize_timings(shard_timings, processed, elapsed)
+    note_if_empty(out_dir, "No sample shards: there were no raw clips (an optional corpus that is not configured).")
     return metrics
 
 
