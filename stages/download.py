@@ -9,6 +9,7 @@ import signal
 import sys
 
 from pipeline.download import DownloadConfigError, DownloadSettings, run_download
+from pipeline.download.errors import DownloadBlocked
 from pipeline.download.runner import summary_line
 from pipeline.media import require_ffmpeg
 from pipeline.params import ParamsError, load_section
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DownloadConfigError, ParamsError, TypeError) as exc:
         print(f"download: {exc}", file=sys.stderr)
         return 2
+    except DownloadBlocked as exc:
+        print(f"download: {exc}", file=sys.stderr)
+        return 3
     print(summary_line(totals))
     return 0
 

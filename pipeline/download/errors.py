@@ -4,13 +4,18 @@ from __future__ import annotations
 import re
 
 #: every class an attempt can end with; ``ok`` is not an error
-ERROR_CLASSES = ("unavailable", "network", "truncated", "timeout", "corrupt", "missing_in_mirror", "error")
+ERROR_CLASSES = ("unavailable", "network", "blocked", "truncated", "timeout", "corrupt", "missing_in_mirror",
+                 "error")
 #: only these are worth another attempt (the others will fail the same way again)
-RETRYABLE = frozenset({"network", "timeout"})
+RETRYABLE = frozenset({"network", "timeout", "blocked"})
 
 
 class DownloadConfigError(ValueError):
     """The stage's params or inputs are unusable (bad manifest, missing cookies file): stop with one sentence."""
+
+
+class DownloadBlocked(RuntimeError):
+    """The site is refusing this machine (bot check, sign-in wall, rate limit): stop the run, keep finished work."""
 
 
 class AttemptError(Exception):
@@ -28,10 +33,13 @@ class AttemptError(Exception):
 _POINTER_RE = re.compile(r" @ 0x[0-9a-fA-F]+")
 
 
-# Lower-cased substrings of yt-dlp / ffmpeg messages, checked in this order (first match wins). YouTube's
-# bot check and rate limits come first: they say nothing about the video, so they are retried as network.
+# Lower-cased substrings of yt-dlp / ffmpeg messages, checked in this order (first match wins). YouTube's bot
+# check, sign-in wall and rate limits come first: they say nothing about the video (``blocked``: retried, never a
+# reason to reject the row, and enough of them in a row stop the run). An age gate is about the video.
 _PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("network", ("confirm you're not a bot", "confirm you’re not a bot", "http error 429", "too many requests")),
+    ("unavailable", ("sign in to confirm your age",)),
+    ("blocked", ("confirm you're not a bot", "confirm you’re not a bot", "http error 429", "too many requests",
+                 "sign in to confirm", "please sign in", "rate-limited", "rate limited")),
     ("timeout", ("timed out", "timeout")),
     ("unavailable", ("http error 404", "http error 403", "http error 410", "http error 401", "not found",
                      "video unavailable", "this video is unavailable", "private video", "is private",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,13 +22,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.download.errors import AttemptError, DownloadConfigError, one_line
+from pipeline.download.errors import AttemptError, DownloadBlocked, DownloadConfigError, one_line
 from pipeline.download.plan import ShardPlan, plan_shards, read_manifest
 from pipeline.download.sources import (
     CANCELLED, FetchResult, cancel_children, cut_local, fetch_ytdlp, find_in_mirror, source_url,
 )
 from pipeline.download.writer import write_attempts, write_clip_tar, write_stats
-from pipeline.io import read_json, write_json
+from pipeline.io import note_if_empty, read_json, write_json
 from pipeline.media import MediaError, probe
 
 #: test hook: after this many shards completed in this run, die (like a kill) before the next shard's stats
@@ -51,6 +52,10 @@ class DownloadSettings:
     timeout: float = 300.0
     mirror_dir: str = ""
     duration_tolerance: float = 0.25
+    sleep_interval: float = 5.0
+    max_sleep_interval: float = 10.0
+    max_consecutive_blocked: int = 10
+    extractor_args: tuple[str, ...] = ()
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "DownloadSettings":
@@ -58,7 +63,11 @@ class DownloadSettings:
         unknown = sorted(set(params) - set(cls.__dataclass_fields__))
         if unknown:
             raise DownloadConfigError(f"unknown download param(s): {', '.join(unknown)}")
-        settings = cls(**params)
+        values = dict(params)
+        if "extractor_args" in values:
+            raw = values["extractor_args"] or []
+            values["extractor_args"] = tuple(str(a) for a in ([raw] if isinstance(raw, str) else raw))
+        settings = cls(**values)
         settings.validate()
         return settings
 
@@ -68,8 +77,21 @@ class DownloadSettings:
             raise DownloadConfigError("download.concurrency must be >= 1, retries >= 0 and backoff >= 0")
         if float(self.timeout) <= 0:
             raise DownloadConfigError(f"download.timeout must be > 0 seconds, got {self.timeout}")
-        if self.cookies and not Path(self.cookies).is_file():
-            raise DownloadConfigError(f"download.cookies file {self.cookies} not found")
+        if self.cookies:
+            from pipeline.download.doctor import cookies_problem
+
+            problem = cookies_problem(self.cookies)
+            if problem:
+                raise DownloadConfigError(f"download.cookies: {problem}")
+        if not 0 <= float(self.sleep_interval) <= float(self.max_sleep_interval):
+            raise DownloadConfigError("download.sleep_interval and max_sleep_interval must satisfy 0 <= "
+                                      f"sleep_interval <= max_sleep_interval, got {self.sleep_interval} and "
+                                      f"{self.max_sleep_interval}")
+        if int(self.max_consecutive_blocked) < 0:
+            raise DownloadConfigError("download.max_consecutive_blocked must be >= 0 (0 = never stop)")
+        from pipeline.download.sources import parse_extractor_args
+
+        parse_extractor_args(self.extractor_args)
         if self.mirror_dir and not Path(self.mirror_dir).is_dir():
             raise DownloadConfigError(f"download.mirror_dir {self.mirror_dir} is not a directory")
 
@@ -77,6 +99,28 @@ class DownloadSettings:
         """Settings that change what gets downloaded (part of each shard's fingerprint)."""
         return {"min_height": int(self.min_height), "mirror_dir": self.mirror_dir,
                 "duration_tolerance": float(self.duration_tolerance)}
+
+
+class BlockBreaker:
+    """Counts blocked answers in a row across workers; at ``limit`` (0 = never) it trips and stops the run.
+
+    A block says nothing about the video: after enough of them in a row, more requests only prolong the block.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.in_a_row, self.total, self.tripped = int(limit), 0, 0, False
+        self._lock = threading.Lock()
+
+    def record(self, blocked: bool) -> None:
+        with self._lock:
+            if self.tripped:  # what follows a trip is the run being stopped, not an answer from the site
+                return
+            self.in_a_row = self.in_a_row + 1 if blocked else 0
+            self.total += int(blocked)
+            trip = self.limit > 0 and self.in_a_row >= self.limit and not self.tripped
+            self.tripped = self.tripped or trip
+        if trip:
+            cancel_children()
 
 
 @dataclass
@@ -102,7 +146,8 @@ def _fetch_once(row: dict[str, Any], settings: DownloadSettings, work: Path) -> 
     if row["source_kind"] == "file":
         return cut_local(row["source"], start, end, work, settings.timeout)
     if row["source_kind"] in ("youtube", "url"):
-        return fetch_ytdlp(source_url(row), start, end, work, asdict(settings))
+        return fetch_ytdlp(source_url(row), start, end, work, asdict(settings),
+                           youtube=row["source_kind"] == "youtube")
     raise AttemptError("error", f"unknown source_kind {row['source_kind']!r}")
 
 
@@ -123,7 +168,8 @@ def _check(fetched: FetchResult, row: dict[str, Any], tolerance: float) -> tuple
     return size, info
 
 
-def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -> RowOutcome:
+def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path,
+              breaker: BlockBreaker | None = None) -> RowOutcome:
     """Fetch one row with retries (exponential backoff) on retryable errors; record every attempt."""
     key = row["key"]
     outcome = RowOutcome(key)
@@ -147,6 +193,8 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -
         except Exception as exc:  # noqa: BLE001 - one bad row must become a recorded rejection, not a crash
             error = exc if isinstance(exc, AttemptError) else AttemptError(
                 "error", one_line(f"{type(exc).__name__}: {exc}"))
+            if breaker is not None:
+                breaker.record(error.error_class == "blocked")
             final = not error.retryable or attempt == attempts_allowed
             # the work directory's path (relative or absolute) is machine-specific: keep it out of the data
             message = str(error).replace(str(tmp_root.resolve()), "<tmp>").replace(str(tmp_root), "<tmp>")
@@ -158,6 +206,8 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path) -
             if CANCELLED.wait(float(settings.backoff) * 2 ** (attempt - 1)):
                 return outcome  # interrupted: this shard will not be written anyway
             continue
+        if breaker is not None:
+            breaker.record(False)
         outcome.attempts.append({**record, "status": "ok", "error_class": "", "error_message": "",
                                  "bytes": size})
         ext = fetched.path.suffix.lstrip(".").lower()
@@ -188,11 +238,14 @@ def is_complete(directory: Path, plan: ShardPlan) -> bool:
 
 
 def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, pool: ThreadPoolExecutor,
-                   bar: tqdm, crash_before_stats: bool = False) -> tuple[dict[str, Any], dict[str, float]]:
+                   bar: tqdm, crash_before_stats: bool = False,
+                   breaker: BlockBreaker | None = None) -> tuple[dict[str, Any] | None, dict[str, float]]:
     """Fetch every row of ``plan`` and write its tar, attempts parquet and (last) stats into ``work_dir``.
 
     Returns ``(stats, timings)``: the stats as written (deterministic) and this run's wall-clock ``seconds``
     for the shard with the per-step ``fetch_seconds``, ``probe_seconds``, ``write_seconds`` (metrics only).
+    A shard with a row whose last answer was a block is not written (``stats`` None): a block is no reason to
+    reject a row, and the next run fetches the shard again. Raises DownloadBlocked when the breaker trips.
     """
     tmp_root = work_dir / f".tmp-{plan.name}"
     shutil.rmtree(tmp_root, ignore_errors=True)
@@ -201,11 +254,18 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
 
     def job(row: dict[str, Any]) -> RowOutcome:
         try:
-            return fetch_row(row, settings, tmp_root)
+            return fetch_row(row, settings, tmp_root, breaker)
         finally:
             bar.update(1)
 
     outcomes = list(pool.map(job, plan.rows))
+    if breaker is not None and breaker.tripped:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        raise DownloadBlocked(f"{breaker.in_a_row} blocked answers in a row (download.max_consecutive_blocked "
+                              f"{breaker.limit})")
+    if any(o.attempts and o.attempts[-1]["error_class"] == "blocked" for o in outcomes):
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        return None, {"seconds": round(time.monotonic() - began, 3)}
     clips = [(o.key, o.ext, o.clip, o.record) for o in outcomes if o.clip is not None]
     write_began = time.monotonic()
     tar_bytes = write_clip_tar(work_dir / f"{plan.name}.tar", clips)
@@ -249,7 +309,12 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
     out_dir, began = Path(out_dir), time.monotonic()
     CANCELLED.clear()
     work_dir = Path(work_dir) if work_dir else out_dir.with_name(out_dir.name + ".partial")
-    plans = plan_shards(read_manifest(manifest_dir), settings.shard_size, settings.content())
+    rows = read_manifest(manifest_dir)
+    if not settings.mirror_dir:  # a mirror serves YouTube rows from local files: no YouTube request is made
+        from pipeline.download.doctor import youtube_ready_or_raise
+
+        youtube_ready_or_raise(sum(r["source_kind"] == "youtube" for split in rows.values() for r in split))
+    plans = plan_shards(rows, settings.shard_size, settings.content())
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     for stale in list(work_dir.glob(".*.tmp")) + list(work_dir.glob(".tmp-*")):  # leftovers of a killed run
@@ -259,18 +324,37 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
     crash_after = int(os.environ.get(CRASH_ENV, "-1"))
     rows_todo = sum(len(p.rows) for p in todo)
     shard_timings: dict[str, dict[str, float]] = {}
+    breaker = BlockBreaker(int(settings.max_consecutive_blocked))
+    held_back: list[str] = []
     with ThreadPoolExecutor(max_workers=int(settings.concurrency)) as pool, \
             tqdm(total=rows_todo, desc="download", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
         try:
             for done, plan in enumerate(todo):
-                _, shard_timings[plan.name] = download_shard(plan, settings, work_dir, pool, bar,
-                                                             crash_before_stats=(done == crash_after))
+                stats, shard_timings[plan.name] = download_shard(plan, settings, work_dir, pool, bar,
+                                                                 crash_before_stats=(done == crash_after),
+                                                                 breaker=breaker)
+                if stats is None:
+                    held_back.append(plan.name)
+        except DownloadBlocked as exc:
+            pool.shutdown(wait=True, cancel_futures=True)
+            finished = sum(is_complete(out_dir, p) or is_complete(work_dir, p) for p in plans)
+            raise DownloadBlocked(
+                f"download stopped: {exc}, so the site is refusing this machine for now; {finished} of "
+                f"{len(plans)} shards are complete and kept in {work_dir}, no row was rejected for the block, "
+                f"and a rerun later (with download.cookies, extractor_args or longer sleep_interval) fetches "
+                f"only the rest") from None
         except BaseException:
             # Ctrl-C / SIGTERM / a bug: stop children now, or the pool's shutdown would wait for every download
             cancel_children()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
 
+    if held_back:
+        raise DownloadBlocked(
+            f"download incomplete: {len(held_back)} shard(s) ({', '.join(held_back[:3])}"
+            f"{', ...' if len(held_back) > 3 else ''}) have rows that stayed blocked after every retry, so they "
+            f"were not written; the other {len(plans) - len(held_back)} shards are complete and kept in "
+            f"{work_dir}, and a rerun later fetches only the held-back shards")
     planned = {p.name for p in plans}
     for plan in plans:
         if not is_complete(out_dir, plan):
@@ -285,6 +369,7 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
     totals = summarize([read_json(out_dir / f"{p.name}.stats.json") for p in plans])
     totals["shards_reused"] = len(plans) - len(todo)
     totals["timings"] = summarize_timings(shard_timings, time.monotonic() - began)
+    note_if_empty(out_dir, "No raw shards: the manifest has no rows (an optional corpus that is not configured).")
     if metrics_path:
         write_json(metrics_path, totals)
     return totals

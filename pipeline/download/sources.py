@@ -51,10 +51,12 @@ def format_selector(min_height: int) -> str:
     return f"wv[height>=?{h}]+ba/w[height>=?{h}]/bv*+ba/b"
 
 
-def ytdlp_options(start: float, end: float, out_dir: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
+def ytdlp_options(start: float, end: float, out_dir: str | Path, settings: dict[str, Any],
+                  youtube: bool = False) -> dict[str, Any]:
     """yt-dlp ``YoutubeDL`` params for one section download into ``out_dir`` (JSON-able; see ytdlp_worker).
 
-    ``settings`` keys: min_height, timeout, sleep_interval_requests, cookies. The section itself
+    ``settings`` keys: min_height, timeout, sleep_interval_requests, cookies, extractor_args, sleep_interval and
+    max_sleep_interval (used for YouTube only). The section itself
     (``download_ranges``) is added by the worker, since it is a function.
     """
     timeout = float(settings["timeout"])
@@ -84,7 +86,33 @@ def ytdlp_options(start: float, end: float, out_dir: str | Path, settings: dict[
     }
     if settings.get("cookies"):
         options["cookiefile"] = str(settings["cookies"])
+    if settings.get("extractor_args"):
+        options["extractor_args"] = parse_extractor_args(settings["extractor_args"])
+    if youtube and float(settings.get("max_sleep_interval") or 0) > 0:
+        # pacing between videos, per worker: yt-dlp's own sleep before each download (YouTube only: a local
+        # mirror or a test server needs none)
+        options["sleep_interval"] = float(settings.get("sleep_interval") or 0)
+        options["max_sleep_interval"] = float(settings["max_sleep_interval"])
     return options
+
+
+def parse_extractor_args(values: Any) -> dict[str, dict[str, list[str]]]:
+    """yt-dlp's ``--extractor-args`` strings (``"youtube:player_client=web,mweb;po_token=web.gvs+TOKEN"``) as the
+    ``extractor_args`` option; a malformed one raises DownloadConfigError in one sentence."""
+    from pipeline.download.errors import DownloadConfigError
+
+    parsed: dict[str, dict[str, list[str]]] = {}
+    for value in ([values] if isinstance(values, str) else list(values or [])):
+        extractor, sep, rest = str(value).partition(":")
+        pairs = [p for p in rest.split(";") if p.strip()]
+        if not sep or not extractor.strip() or not pairs or any("=" not in p for p in pairs):
+            raise DownloadConfigError(f"download.extractor_args entry {value!r} is not 'extractor:key=value[;key="
+                                      f"value]', e.g. 'youtube:player_client=web;po_token=web.gvs+TOKEN'")
+        args = parsed.setdefault(extractor.strip().lower(), {})
+        for pair in pairs:
+            key, _, val = pair.partition("=")
+            args[key.strip()] = [v.strip() for v in val.split(",")]
+    return parsed
 
 
 def source_url(row: dict[str, Any]) -> str:
@@ -122,10 +150,14 @@ def cancel_children() -> None:
         _kill_group(proc)
 
 
-def fetch_ytdlp(url: str, start: float, end: float, work_dir: Path, settings: dict[str, Any]) -> FetchResult:
+def fetch_ytdlp(url: str, start: float, end: float, work_dir: Path, settings: dict[str, Any],
+                youtube: bool = False) -> FetchResult:
     """Download ``[start, end]`` of ``url`` with yt-dlp in a killable child process; raise AttemptError."""
     timeout = float(settings["timeout"])
-    request = {"url": url, "options": ytdlp_options(start, end, work_dir, settings),
+    options = ytdlp_options(start, end, work_dir, settings, youtube)
+    # the pacing sleep happens inside the child: it must not count against the clip's timeout
+    timeout += float(options.get("max_sleep_interval") or 0)
+    request = {"url": url, "options": options,
                "result": str(work_dir / "result.json")}
     with _CHILDREN_LOCK:
         if CANCELLED.is_set():

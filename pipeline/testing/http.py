@@ -7,7 +7,9 @@ an empty file with exit code 0. This server answers ``206 Partial Content`` with
 - ``/missing/<name>``: always ``404 Not Found``; ``/forbidden/<name>``: always ``403 Forbidden``;
 - ``/truncated/<name>``: announces the full ``Content-Length`` but closes the connection after a third of it;
 - ``/slow/<name>``: waits ``slow_seconds`` before answering;
-- ``/norange/<name>``: ignores ``Range`` like ``http.server`` does (always ``200`` with the whole file).
+- ``/norange/<name>``: ignores ``Range`` like ``http.server`` does (always ``200`` with the whole file);
+- ``/blocked/<name>``: always ``429 Too Many Requests``, as a site that is refusing this machine; and
+  ``block_first=N`` answers the first N requests of any path that way (a block that lifts).
 
 Use as a context manager (``with RangeHTTPServer(root) as server: server.url("a.mp4")``); it binds
 127.0.0.1 on a free port and serves from a daemon thread.
@@ -44,10 +46,14 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         path = unquote(urlsplit(self.path).path).lstrip("/")
         mode, _, name = path.partition("/")
-        if mode not in ("missing", "forbidden", "truncated", "slow", "norange"):
+        if mode not in ("missing", "forbidden", "truncated", "slow", "norange", "blocked"):
             mode, name = "plain", path
         with owner.lock:
             owner.requests.append((self.command, "/" + path, self.headers.get("Range")))
+            blocked = mode == "blocked" or owner.block_first > 0
+            owner.block_first = max(owner.block_first - 1, 0)
+        if blocked:
+            return self._error(HTTPStatus.TOO_MANY_REQUESTS)
         if mode == "missing":
             return self._error(HTTPStatus.NOT_FOUND)
         if mode == "forbidden":
@@ -128,9 +134,10 @@ class _Server(ThreadingHTTPServer):
 class RangeHTTPServer:
     """Serve ``root`` on 127.0.0.1 (free port) with Range support and failure switches (see module doc)."""
 
-    def __init__(self, root: str | Path, slow_seconds: float = 5.0):
+    def __init__(self, root: str | Path, slow_seconds: float = 5.0, block_first: int = 0):
         self.root = Path(root).resolve()
         self.slow_seconds = slow_seconds
+        self.block_first = int(block_first)
         self.requests: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
         self._server: _Server | None = None
@@ -145,7 +152,7 @@ class RangeHTTPServer:
         return f"http://{host}:{port}"
 
     def url(self, name: str, mode: str = "") -> str:
-        """URL of file ``name``; ``mode`` is "" or one of missing, forbidden, truncated, slow, norange."""
+        """URL of file ``name``; ``mode`` is "" or one of missing, forbidden, truncated, slow, norange, blocked."""
         return f"{self.base_url}/{mode + '/' if mode else ''}{name}"
 
     def start(self) -> "RangeHTTPServer":

@@ -17,7 +17,9 @@ from pipeline.testing.download import manifest_row, write_manifest
     ("ERROR: Unable to download webpage: HTTP Error 404: Not Found", "unavailable"),
     ("ERROR: Unable to download webpage: HTTP Error 403: Forbidden", "unavailable"),
     ("ERROR: Unable to download webpage: HTTP Error 503: Service Unavailable", "network"),
-    ("ERROR: [youtube] x: Sign in to confirm you're not a bot", "network"),
+    ("ERROR: [youtube] x: Sign in to confirm you're not a bot. Use --cookies-from-browser", "blocked"),
+    ("ERROR: [youtube] x: Sign in to confirm your age. This video may be inappropriate", "unavailable"),
+    ("ERROR: Unable to download webpage: HTTP Error 429: Too Many Requests", "blocked"),
     ("ERROR: Unable to download webpage: <urlopen error [Errno 111] Connection refused>", "network"),
     ("ERROR: ffmpeg exited with code 1", "network"),
     ("ERROR: Read timed out.", "timeout"),
@@ -27,8 +29,9 @@ def test_classify_message(message, expected):
     assert classify_message(message) == expected
 
 
-def test_only_network_and_timeout_are_retryable():
+def test_only_network_timeout_and_blocked_are_retryable():
     assert AttemptError("network", "x").retryable and AttemptError("timeout", "x").retryable
+    assert AttemptError("blocked", "x").retryable
     for cls in ("unavailable", "truncated", "corrupt", "missing_in_mirror", "error"):
         assert not AttemptError(cls, "x").retryable
     assert AttemptError("bogus", "x").error_class == "error"
