@@ -132,6 +132,15 @@ def run_point(repo: Path, point: Point, variants: Sequence[str] | None) -> None:
     point.seconds = time.perf_counter() - started
 
 
+def _read_json_at(repo: Path, rev: str | None, path: str) -> dict[str, Any]:
+    """A JSON output as an experiment recorded it (from the DVC cache, by the experiment's commit)."""
+    import dvc.api
+
+    if rev is None:
+        return {}
+    return json.loads(dvc.api.read(path, repo=str(repo), rev=rev))
+
+
 def _read_priors_at(repo: Path, rev: str | None) -> dict[str, Any]:
     """The neutral/male/female priors an experiment computed (``data/priors/priors.npz`` at its commit)."""
     import dvc.api
@@ -298,6 +307,8 @@ def run_sweep(repo: Path, sizes: Sequence[int] | None, variants: Sequence[str] |
     for point in points:
         found = existing[point.name]
         point.rev, point.params, point.metrics = found["rev"], found["params"], found["metrics"]
+        # dvc exp show leaves lists out of metrics; Table 1's rows are one: read the file at the experiment
+        point.metrics["metrics/priors.json"] = _read_json_at(repo, point.rev, "metrics/priors.json")
     recall_k = [int(k) for k in params["evaluate"]["recall_k"]]
     out_dir = repo / out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
