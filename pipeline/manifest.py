@@ -353,6 +353,8 @@ def build_manifest(csv_path: str | Path, labels: dict[str, Label] | None, cfg: M
     if not csv_path.is_file():
         raise ManifestError(f"CSV file {csv_path} not found")
     data = csv_path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark, as spreadsheet tools save CSVs
+        data = data[3:]
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # the final newline ends the last line; it does not start an empty one

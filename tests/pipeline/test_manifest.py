@@ -258,3 +258,12 @@ def test_bad_label_rows_are_counted_and_left_out_not_fatal(tmp_path: Path) -> No
                                             r"of the CSV \(rows left out: unknown_gender 1\)"):
         build_manifest(csv_path, read_labels(unmatched, problems), ManifestConfig(), label_problems=problems,
                        labels_path=unmatched)
+
+
+def test_a_byte_order_mark_does_not_cost_the_first_row(tmp_path: Path) -> None:
+    """Spreadsheet tools save CSVs with a UTF-8 BOM; it used to turn the first id into bad_id."""
+    path = tmp_path / "avspeech.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{_yt(1)},10.0,16.0,0.5,0.4\n{_yt(2)},1.0,7.0,0.5,0.5\n".encode())
+    result = build_manifest(path, None, ManifestConfig())
+    assert result.counts["kept"] == 2 and result.counts["rejected"] == 0
+    assert sorted(r.source for r in result.rows) == sorted([_yt(1), _yt(2)])
