@@ -227,7 +227,9 @@ def test_config_defaults_are_params_yaml(repo_root) -> None:
     for cls, section in ((ManifestConfig, "manifest"), (SampleConfig, "sample"), (CorpusConfig, "face_corpus"),
                          (DownloadSettings, "download")):
         for field in dataclasses.fields(cls):
-            assert getattr(cls(), field.name) == params[section][field.name], f"{section}.{field.name}"
+            default = getattr(cls(), field.name)
+            default = list(default) if isinstance(default, tuple) else default  # frozen dataclasses hold tuples
+            assert default == params[section][field.name], f"{section}.{field.name}"
 
 
 def test_bad_label_rows_are_counted_and_left_out_not_fatal(tmp_path: Path) -> None:
