@@ -269,3 +269,19 @@ def test_a_byte_order_mark_does_not_cost_the_first_row(tmp_path: Path) -> None:
     result = build_manifest(path, None, ManifestConfig())
     assert result.counts["kept"] == 2 and result.counts["rejected"] == 0
     assert sorted(r.source for r in result.rows) == sorted([_yt(1), _yt(2)])
+
+
+def test_fast_path_parses_exactly_like_the_general_path(tmp_path: Path, monkeypatch) -> None:
+    """AVSpeech's common line skips the csv module; every line must come out as the general path has it."""
+    import pipeline.manifest as manifest
+
+    lines = [f"{_yt(1)},10.0,16.0,0.5,0.4".encode(), f"{_yt(2)},1,7,0,1\r".encode(), f"{_yt(3)},-0,2,0.5,0.5".encode(),
+             f"{_yt(4)},5.0,5.0,0.5,0.5".encode(), f"{_yt(5)},-1,5,0.5,0.5".encode(), f"{_yt(6)},0,5,1.5,0.5".encode(),
+             f"{_yt(7)},1.2.3,5,0.5,0.5".encode(), f"{_yt(8)}, 1.0,5,0.5,0.5".encode(), b"abc,1,2,0.5,0.5",
+             f"{_yt(9)},1e1,2e1,0.5,0.5".encode()]
+    fast = [manifest.parse_line(line, i, tmp_path, tmp_path) for i, line in enumerate(lines, 1)]
+    monkeypatch.setattr(manifest, "FAST_YOUTUBE_LINE", re.compile(rb"(?!)"))  # never matches
+    general = [manifest.parse_line(line, i, tmp_path, tmp_path) for i, line in enumerate(lines, 1)]
+    assert fast == general
+    assert [type(r).__name__ for r in fast] == ["Row", "Row", "Row", "Reject", "Reject", "Reject", "Reject", "Row",
+                                                "Reject", "Row"]
