@@ -10,7 +10,7 @@ import time
 
 from pipeline.media import require_ffmpeg
 from pipeline.params import ParamsError, load_section
-from pipeline.sample import SampleConfig, SampleConfigError, generate_sample
+from pipeline.sample.generate import SampleConfig, SampleConfigError, generate_sample
 from pipeline.sample.generate import default_workers
 from pipeline.sample.encode import EncodeError
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.media import probe
-from pipeline.sample import SampleConfig, SampleConfigError, generate_sample
+from pipeline.sample.generate import SampleConfig, SampleConfigError, generate_sample
 from pipeline.sample.identity import make_speaker
 from pipeline.testing.sample import decode_audio, median_pitch
 

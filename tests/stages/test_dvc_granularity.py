@@ -125,37 +125,69 @@ def test_code_deps_exist_and_include_the_entry_point(repo_root: Path) -> None:
                 assert (repo_root / dep).exists(), f"{name}: dependency {dep} does not exist"
 
 
-# Helpers every stage uses whose changes do not change any output (atomic writes, params reading, device choice).
-GENERIC_HELPERS = {"pipeline/io.py", "pipeline/params.py", "pipeline/device.py"}
+PROJECT_PACKAGES = ("pipeline", "models", "stages")
 
 
-def _project_imports(path: Path, repo_root: Path) -> set[str]:
-    """Files of ``pipeline``/``models`` modules that ``path`` imports directly (relative to the repo)."""
+def _module_file(module: str, repo_root: Path) -> Path | None:
+    parts = module.split(".")
+    as_file = repo_root.joinpath(*parts).with_suffix(".py")
+    if as_file.is_file():
+        return as_file
+    as_package = repo_root.joinpath(*parts) / "__init__.py"
+    return as_package if as_package.is_file() else None
+
+
+def _imported_files(path: Path, repo_root: Path) -> set[Path]:
+    """Project files whose code runs when ``path`` runs: every import in it, function-level ones included, and the
+    ``__init__.py`` of every package on the way (``from pipeline.x import y`` runs pipeline/__init__.py too)."""
+    package = path.relative_to(repo_root).parent.parts
     modules = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module)
+        if isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            modules |= {module} | {f"{module}.{alias.name}" for alias in node.names}
         elif isinstance(node, ast.Import):
             modules |= {alias.name for alias in node.names}
     files = set()
     for module in modules:
-        if module.split(".")[0] not in ("pipeline", "models"):
+        parts = module.split(".")
+        if parts[0] not in PROJECT_PACKAGES:
             continue
-        as_file = Path(*module.split(".")).with_suffix(".py")
-        files.add(str(as_file if (repo_root / as_file).is_file() else Path(*module.split(".")) / "__init__.py"))
+        for depth in range(1, len(parts) + 1):
+            found = _module_file(".".join(parts[:depth]), repo_root)
+            if found is not None:
+                files.add(found)
     return files
 
 
-def test_stage_entry_point_imports_are_deps(repo_root: Path) -> None:
-    """A library module a stage imports directly must be a dep, or editing it would not rerun the stage."""
+def import_closure(entry: Path, repo_root: Path) -> set[str]:
+    """Every project file ``entry`` runs, following imports transitively (relative to the repo)."""
+    seen: set[Path] = set()
+    todo = [entry]
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(_imported_files(path, repo_root) - seen)
+    return {str(p.relative_to(repo_root)) for p in seen}
+
+
+def test_every_file_of_code_a_stage_runs_is_a_dep(repo_root: Path) -> None:
+    """An edit to any code a stage runs must rerun it: its whole import closure is in its deps (a directory dep
+    covers the files under it). Otherwise its cached results silently go stale."""
     for name, body in _stage_bodies(_dvc_yaml(repo_root)).items():
         deps = body.get("deps") or []
-        for file in sorted(_project_imports(repo_root / "stages" / f"{name}.py", repo_root) - GENERIC_HELPERS):
-            if file.endswith("__init__.py"):
-                continue
-            assert any(file == d or file.startswith(d.rstrip("/") + "/") for d in deps), (
-                f"stage {name} imports {file} but dvc.yaml does not list it in its deps"
-            )
+        closure = import_closure(repo_root / "stages" / f"{name}.py", repo_root)
+        missing = sorted(f for f in closure if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
+        assert not missing, f"stage {name} runs {', '.join(missing)} but dvc.yaml does not list them in its deps"
+
+
+def test_import_closure_follows_function_level_and_package_imports(repo_root: Path) -> None:
+    closure = import_closure(repo_root / "stages" / "gender.py", repo_root)
+    assert "pipeline/training.py" in closure  # imported inside train_classifier (recalibrate_batchnorm)
+    assert "models/cbam.py" in closure and "models/__init__.py" in closure  # via the models registry
+    assert "pipeline/__init__.py" in closure
 
 
 # ----------------------------------------------------------------------------------------------- dynamic
