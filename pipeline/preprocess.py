@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.audio import AudioError, load_audio, spectrogram
-from pipeline.faces import Detector, FaceError, choose_face, crop_face, make_detector
+from pipeline.faces import (Detector, EyeLandmarks, FaceError, align_face, choose_face, crop_face,
+                            make_detector)
 from pipeline.io import note_if_empty, read_json
 from pipeline.media import MediaError, decode_frame, probe
 from pipeline.shards import (KEY_RE, ShardWriter, encode_sample, shard_name, write_shard_stats,
@@ -73,6 +74,7 @@ class PreprocessConfig:
     center_box: float = 0.45
     dlib_upsample: int = 1
     face_alignment_dir: str = ""
+    align: str = "none"
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "PreprocessConfig":
@@ -87,6 +89,11 @@ class PreprocessConfig:
             raise PreprocessError(f"preprocess.jpeg_quality must be in [95, 100], got {cfg.jpeg_quality}")
         if cfg.shard_max_count < 1 or cfg.shard_max_bytes < 1:
             raise PreprocessError("preprocess.shard_max_count and shard_max_bytes must be positive")
+        if cfg.align not in ("none", "eyes"):
+            raise PreprocessError(f"preprocess.align must be none or eyes, got {cfg.align!r}")
+        if cfg.align == "eyes" and cfg.detector == "center":
+            raise PreprocessError("preprocess.align: eyes needs a detector that finds the face (dlib, dlib_cnn or "
+                                  "face_alignment), not center")
         if cfg.margin < 0 or cfg.frame_time < 0 or cfg.max_center_distance <= 0:
             raise PreprocessError("preprocess.margin, frame_time must be >= 0 and max_center_distance > 0")
         return cfg
@@ -183,9 +190,9 @@ def _num(value: Any, default: float) -> float:
 
 
 def build_meta(row: dict[str, Any], key: str, split: str, box, detector: str, audio_fit: str,
-               orig_duration: float, image_size: int) -> dict[str, Any]:
-    """meta.json of one sample (docs/contracts.md)."""
-    return {
+               orig_duration: float, image_size: int, eyes: tuple | None = None) -> dict[str, Any]:
+    """meta.json of one sample (docs/contracts.md); ``eyes`` (frame pixels) only for eye-aligned crops."""
+    meta = {
         "key": key,
         "video_id": row.get("video_id") or key,
         "speaker_id": row.get("speaker_id"),
@@ -202,10 +209,14 @@ def build_meta(row: dict[str, Any], key: str, split: str, box, detector: str, au
         "orig_duration": orig_duration,
         "image_size": image_size,
     }
+    if eyes is not None:  # absent otherwise, so unaligned samples keep their exact bytes
+        meta["align"] = "eyes"
+        meta["eyes"] = [[round(float(v), 2) for v in point] for point in eyes]
+    return meta
 
 
 def process_clip(clip: RawClip, split: str, detector: Detector, cfg: PreprocessConfig,
-                 work_dir: Path) -> ClipResult:
+                 work_dir: Path, landmarks: EyeLandmarks | None = None) -> ClipResult:
     """Turn one raw clip into encoded sample fields, or a rejection with its reason."""
     result = ClipResult(key=clip.key, fields=None)
     sec = result.seconds
@@ -237,7 +248,12 @@ def process_clip(clip: RawClip, split: str, detector: Detector, cfg: PreprocessC
         sec["detect"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        face = crop_face(frame, box, cfg.margin, cfg.image_size)
+        eyes = None
+        if landmarks is not None:
+            eyes = landmarks.eyes(frame, box)
+            face = align_face(frame, eyes[0], eyes[1], cfg.margin, cfg.image_size)
+        else:
+            face = crop_face(frame, box, cfg.margin, cfg.image_size)
         sec["crop"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -246,7 +262,7 @@ def process_clip(clip: RawClip, split: str, detector: Detector, cfg: PreprocessC
 
         t0 = time.perf_counter()
         meta = build_meta(clip.row, clip.key, split, box, detector.name, audio.fit, audio.orig_duration,
-                          cfg.image_size)
+                          cfg.image_size, eyes)
         result.fields = encode_sample(face, spec, audio.waveform, meta, cfg.jpeg_quality)
         sec["encode"] = time.perf_counter() - t0
     except Rejection as exc:
@@ -348,6 +364,7 @@ def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConf
     if detector is None:
         detector = make_detector(cfg.detector, device=cfg.device, center_box=cfg.center_box,
                                  dlib_upsample=cfg.dlib_upsample, face_alignment_dir=cfg.face_alignment_dir)
+    landmarks = EyeLandmarks() if cfg.align == "eyes" else None
     total_clips = 0
     for paths in raw_shards.values():
         for path in paths:
@@ -378,7 +395,7 @@ def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConf
                 clips = list(iter_raw_clips(raw))
                 part = _Part(out_dir, split, index, raw.name, 0)
                 for i, clip in enumerate(clips):
-                    result = process_clip(clip, split, detector, cfg, work_dir)
+                    result = process_clip(clip, split, detector, cfg, work_dir, landmarks)
                     part.record(result)
                     processed += 1
                     bar.update(1)
@@ -441,6 +458,7 @@ def summarize(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessCon
         "by_split": dict(sorted(by_split.items())),
         "shards": len(all_stats),
         "detector": cfg.detector,
+        "align": cfg.align,
         "image_size": cfg.image_size,
         "clips_processed_this_run": processed,
     }

@@ -38,7 +38,8 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "gender_corpus": {"csv": "data/voxceleb/avspeech.csv", "labels": "data/voxceleb/labels.csv",
                       "media": "data/voxceleb", "test_fraction": 0.4},
     "download": {"sleep_interval_requests": 0.0, "retries": 1, "backoff": 0.1},
-    "preprocess": {"detector": "dlib"},
+    # face-alignment's S3FD downloads its weights at run time; dlib's MMOD CNN is the offline CNN detector
+    "preprocess": {"detector": "dlib_cnn", "align": "eyes", "dlib_upsample": 0},
     "face_encoder": {"weights": WEIGHTS},
     "gender": {"epochs": 1},
     "train_decoder": {"epochs": 1},

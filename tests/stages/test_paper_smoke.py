@@ -50,7 +50,7 @@ def test_paper_configuration_runs_end_to_end_on_grid(paper_project):
     assert decoder["config"]["fc1_dim"] == 1000 and decoder["config"]["image_size"] == 224
     assert decoder["config"]["width"] == 1.0 and decoder["config"]["feature_dim"] == 4096
     preprocess = json.loads((project / "metrics/preprocess.json").read_text())
-    assert preprocess, "preprocess wrote no metrics"
+    assert preprocess["samples_out"] == 11 and preprocess["detector"] == "dlib_cnn" and preprocess["align"] == "eyes"
     table = (project / "reports/table4.md").read_text()
     for variant in PAPER_VARIANTS:
         assert f"| {variant} |" in table, variant
