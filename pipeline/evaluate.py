@@ -133,6 +133,10 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
         if got != dim:
             raise EvaluationError(f"the {name} works on {got}-d features but the test features are {dim}-d")
     select_prior = PriorSelector(variant, priors, predictions, device)
+    from pipeline.identity import FaceIdentity, identity_summary
+
+    recognizer = FaceIdentity()
+    identity: dict[str, list[np.ndarray | None]] = {"true_face": [], "face_to_face": [], "generated": []}
 
     dataset = SplitDataset(shards_dir, "test", fields=("face", "spec", "meta"), features_dir=features_dir,
                            keep=subset_filter(variant, predictions))
@@ -162,6 +166,8 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
             originals = to_uint8_images(batch["face"])
             generated = to_uint8_images(speech_images)
             regenerated = to_uint8_images(f2f_images)
+            for name, images in (("true_face", originals), ("face_to_face", regenerated), ("generated", generated)):
+                identity[name].extend(recognizer.embed(image) for image in images)
             for i, (key, meta) in enumerate(zip(batch["key"], batch["meta"])):
                 keys.append(key)
                 speakers.append(str(meta.get("speaker_id") or meta.get("video_id") or key))
@@ -180,6 +186,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     reads = {name: {attr: np.concatenate([part[attr] for part in parts]) for attr in parts[0]}
              for name, parts in probe_reads.items()}
     metrics = summarize(variant.name, keys, speakers, genders, arrays, params, predictions, reads, attributes)
+    metrics["identity"] = identity_summary(identity, speakers, [int(k) for k in params["recall_k"]])
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,11 @@ def test_every_output_exists_with_the_right_shapes(project):
         set(dec["attributes"]["true_face"])
     table = (project / "reports/table4.md").read_text()
     assert all(f"| {v} |" in table for v in VARIANTS)
+    # the real recognizer ran on every test face: found rates are numbers, never left out
+    identity = json.loads((project / "metrics/eval-neutral_fc.json").read_text())["identity"]
+    assert set(identity["face_found"]) == {"true_face", "face_to_face", "generated"}
+    assert all(0.0 <= r <= 1.0 for r in identity["face_found"].values())
+    assert "## Identity by a face recognizer trained on real faces" in table
     summary = subprocess.run([sys.executable, "-m", "pipeline.summary"], cwd=project, env=tool_env(),
                              capture_output=True, text=True)
     assert summary.returncode == 0 and "recall@" in summary.stdout

@@ -1,0 +1,40 @@
+"""The identity metric: dlib's real recognizer on the real GRID faces, and the summary's arithmetic."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.identity import SAME_PERSON_DISTANCE, FaceIdentity, identity_summary
+
+
+def test_recognizer_embeds_real_faces_and_finds_none_in_noise(grid_dir, tmp_path):
+    from pipeline.faces import DlibCnnDetector, crop_face
+    from pipeline.media import decode_frame, probe
+
+    recognizer, detector = FaceIdentity(), DlibCnnDetector(0)
+    embeddings = []
+    for name in ("bbaf2n.mpg", "brbk7n.mpg", "lbax4n.mpg"):
+        info = probe(grid_dir / name)
+        frame = decode_frame(grid_dir / name, 1.0, info.width, info.height)
+        crop = crop_face(frame, max(detector.detect(frame), key=lambda b: b.score), 0.35, 160)
+        embeddings.append(recognizer.embed(crop))
+    assert all(e is not None and e.shape == (128,) for e in embeddings)
+    rng = np.random.default_rng(0)
+    assert recognizer.embed(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)) is None
+    assert recognizer.embed(np.zeros((64, 64), dtype=np.uint8)) is None  # grayscale: no face, not a crash
+
+
+def test_summary_counts_missing_faces_and_scores_the_rest():
+    a, b, c = np.zeros(128), np.full(128, 0.1), np.full(128, -0.1)  # speaker galleries ~1.13 apart
+    speakers = ["s1", "s1", "s2", "s3"]
+    embeddings = {"true_face": [a, None, b, c], "face_to_face": [a, a, None, c],
+                  "generated": [a + 0.01, None, c, None]}
+    out = identity_summary(embeddings, speakers, [1, 2])
+    assert out["face_found"] == {"true_face": 0.75, "face_to_face": 0.75, "generated": 0.5}
+    assert out["gallery_speakers"] == 3 and out["different_speakers"] > SAME_PERSON_DISTANCE
+    gen = out["generated"]
+    assert gen["n_scored"] == 2 and gen["recall"] == {"1": 0.5, "2": 0.5}  # s1 right, s2's face looks like s3's
+    assert gen["same_person"] == 0.5
+    none = identity_summary({"true_face": [None, None], "face_to_face": [None, None], "generated": [a, b]},
+                            ["s1", "s2"], [1])
+    assert none["different_speakers"] is None and none["generated"]["n_scored"] == 0
+    assert none["generated"]["distance_to_own"] is None and none["face_found"]["generated"] == 1.0
