@@ -150,6 +150,13 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
         "speaker_recall": {str(k): v for k, v in M.recall_at_k(speaker_ranks, ks).items()},
         "speaker_recall_chance": {str(k): M.chance_recall(k, len(gallery_ids)) for k in ks},
     }
+    # Identity leakage between the splits, by a recognizer trained on real faces (pipeline.identity)
+    from pipeline.identity import FaceIdentity, leakage_check
+
+    recognizer = FaceIdentity()
+    metrics["identity_leakage"] = leakage_check(
+        [recognizer.embed(face) for face in to_uint8_images(splits["train"][0])],
+        [recognizer.embed(face) for face in to_uint8_images(faces)], speakers)
     labels = labels_for(speakers, attributes)
     metrics["attributes"] = {
         "labelled_samples": int((labels["gender"] >= 0).sum()),

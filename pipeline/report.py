@@ -120,6 +120,15 @@ def decoder_markdown(dec: dict[str, Any]) -> list[str]:
                                               for k in ks) + " |",
               "", f"Figure 2 (`figure2.png`): FD of the neutral prior at n = {', '.join(map(str, dec['figure2_n']))}.",
               ""]
+    leak = dec.get("identity_leakage")
+    if leak:
+        matched = leak["test_speakers_with_train_match"]
+        lines += [f"Identity leakage (dlib's recognizer, same person under {leak['same_person_distance']}): "
+                  f"{'–' if matched is None else matched} of {leak['test_speakers_found']} test speakers whose face "
+                  f"it found ({leak['test_speakers']} in all) have a train face that close "
+                  f"({leak['train_faces_found']} of {leak['train_faces']} train faces found; median nearest distance "
+                  f"{_fmt(leak['nearest_train_distance'])}). With a split by speaker this should be 0; with a split "
+                  f"by video it says how many test people retrieval may already have seen.", ""]
     return lines
 
 

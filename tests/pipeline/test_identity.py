@@ -38,3 +38,14 @@ def test_summary_counts_missing_faces_and_scores_the_rest():
                             ["s1", "s2"], [1])
     assert none["different_speakers"] is None and none["generated"]["n_scored"] == 0
     assert none["generated"]["distance_to_own"] is None and none["face_found"]["generated"] == 1.0
+
+
+def test_leakage_check_counts_test_speakers_seen_in_train():
+    from pipeline.identity import leakage_check
+
+    a, b = np.zeros(128), np.full(128, 0.2)  # 2.26 apart: different people
+    out = leakage_check([a, None, a + 0.01], [a + 0.02, b, None, b], ["s1", "s2", "s3", "s2"])
+    assert out["train_faces_found"] == 2 and out["test_speakers_found"] == 2 and out["test_speakers"] == 3
+    assert out["test_speakers_with_train_match"] == 1  # s1 is in train under another video; s2 is not
+    none = leakage_check([None], [a], ["s1"])
+    assert none["test_speakers_with_train_match"] is None and none["train_faces_found"] == 0

@@ -62,5 +62,8 @@ def test_paper_configuration_runs_end_to_end_on_grid(paper_project):
     assert corpus["rows_in"] == 11 and corpus["samples_out"] >= 10 and corpus["counts_add_up"]
     assert gender["trained_on"] == "gender_corpus" and gender["corpus_test"]["n"] > 0
     assert gender["corpus_test"]["n"] + gender["corpus_train"]["n"] == corpus["samples_out"]
+    # real faces: the recognizer finds them, so the leakage check between the splits has something to count
+    leak = json.loads((project / "metrics/eval-decoder.json").read_text())["identity_leakage"]
+    assert leak["test_speakers_found"] > 0 and leak["test_speakers_with_train_match"] is not None
     priors = json.loads((project / "metrics/priors.json").read_text())
     assert priors["groups"]["neutral"]["capped"] and priors["neutral_balance"]["mode"] == "balanced"
