@@ -108,7 +108,7 @@ class BlockBreaker:
     """
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.in_a_row, self.total, self.tripped = int(limit), 0, 0, False
+        self.limit, self.in_a_row, self.tripped = int(limit), 0, False
         self._lock = threading.Lock()
 
     def record(self, blocked: bool) -> None:
@@ -116,10 +116,8 @@ class BlockBreaker:
             if self.tripped:  # what follows a trip is the run being stopped, not an answer from the site
                 return
             self.in_a_row = self.in_a_row + 1 if blocked else 0
-            self.total += int(blocked)
-            trip = self.limit > 0 and self.in_a_row >= self.limit and not self.tripped
-            self.tripped = self.tripped or trip
-        if trip:
+            self.tripped = self.limit > 0 and self.in_a_row >= self.limit
+        if self.tripped:
             cancel_children()
 
 
