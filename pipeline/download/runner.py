@@ -2,16 +2,25 @@
 
 Shards are built in a work directory beside the output (``<out>.partial``, not a DVC output, so it survives
 ``dvc repro`` clearing ``data/raw`` after an interrupted run) and moved into the output at the end. A shard is
-complete when its stats JSON exists (written last) and records the plan's fingerprint; anything else is redone
-from scratch. Every row ends as exactly one ``ok`` or ``rejected`` attempt, after any ``retry`` attempts.
+complete when its stats JSON exists (written last) and records the plan's fingerprint. Every row ends as exactly
+one ``ok`` or ``rejected`` attempt, after any ``retry`` attempts.
+
+Resume is per row (``RowLedger``): each row of a shard not yet written is kept in ``<work>/rows/<shard>/`` as soon as
+it is fetched, so a rerun after a block, a kill or a crash fetches only the rows whose last attempt was retryable
+(network, timeout, blocked), and never a clip twice. A written shard whose rows were rejected for a retryable
+reason is reopened on the next run the same way. Blocked attempts are about this machine, not the row: they are
+counted in the metrics (``attempts_across_runs``) and left out of ``data/raw``, so a run that was blocked and
+resumed writes the same bytes as one that never was.
 
 Shard files hold no timings (they must be byte-identical between runs, see ``writer``); the time spent per step
 and per shard goes to the metrics JSON under ``timings``, for the shards fetched in this run.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tarfile
 import threading
 import time
 from collections import Counter
@@ -22,18 +31,20 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline.download.errors import AttemptError, DownloadBlocked, DownloadConfigError, one_line
+from pipeline.download.errors import RETRYABLE, AttemptError, DownloadBlocked, DownloadConfigError, one_line
 from pipeline.download.plan import ShardPlan, plan_shards, read_manifest
 from pipeline.download.sources import (
     CANCELLED, FetchResult, cancel_children, cut_local, fetch_ytdlp, find_in_mirror, source_url,
 )
-from pipeline.download.writer import write_attempts, write_clip_tar, write_stats
+from pipeline.download.writer import read_attempts, write_attempts, write_clip_tar, write_stats
 from pipeline.io import note_if_empty, read_json, write_json
 from pipeline.media import MediaError, probe
 
 #: test hook: after this many shards completed in this run, die (like a kill) before the next shard's stats
 CRASH_ENV = "S2F_DOWNLOAD_CRASH_AFTER_SHARDS"
 SHARD_SUFFIXES = (".tar", ".parquet", ".stats.json")
+#: the work directory's folder of per-row ledgers, one folder per shard not yet written
+ROWS_DIR = "rows"
 #: per-step timing keys of a shard (metrics only): steps summed over rows, so threads can exceed "seconds"
 STEP_KEYS = ("fetch_seconds", "probe_seconds", "write_seconds")
 
@@ -133,6 +144,64 @@ class RowOutcome:
     fetch_s: float = 0.0   # yt-dlp / ffmpeg time over all attempts
     probe_s: float = 0.0   # ffprobe checks of what was fetched
 
+    @property
+    def settled(self) -> bool:
+        """True when no rerun can change the row: its last attempt is ok, or a rejection that is not retryable."""
+        if not self.attempts:
+            return False
+        last = self.attempts[-1]
+        return last["status"] == "ok" or (last["status"] == "rejected" and last["error_class"] not in RETRYABLE)
+
+    def shard_attempts(self) -> list[dict[str, Any]]:
+        """The attempts that go into ``data/raw``: all but blocked ones, numbered 1.., only the last one final.
+
+        A block says nothing about the row, so leaving blocks out makes a resumed shard byte-identical to one
+        fetched without them; an earlier run's final rejection followed by a retry here becomes a ``retry``.
+        """
+        kept = [a for a in self.attempts if a["error_class"] != "blocked"]
+        return [{**a, "attempt": i, "status": a["status"] if i == len(kept) else "retry"}
+                for i, a in enumerate(kept, 1)]
+
+
+class RowLedger:
+    """The rows of one unwritten shard fetched so far, in ``<work>/rows/<shard>/``, kept across runs.
+
+    A row leaves ``<key>.json`` (its attempts and, when ok, its tar record), written after its clip
+    ``<key>.clip``, so that a kill never leaves a record without its clip. The folder goes when the shard is
+    written.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def load(self, key: str) -> RowOutcome | None:
+        """The row's outcome so far, or None when it was never fetched (or its files are incomplete)."""
+        path = self.directory / f"{key}.json"
+        try:
+            data = read_json(path)
+        except (OSError, ValueError):
+            return None
+        outcome = RowOutcome(key, attempts=list(data["attempts"]), ext=data.get("ext", ""),
+                             record=data.get("record"))
+        if outcome.record is not None:
+            outcome.clip = self.directory / f"{key}.clip"
+            if not outcome.clip.is_file():
+                return None
+        return outcome
+
+    def save(self, outcome: RowOutcome) -> None:
+        """Keep ``outcome`` (moving its clip into the ledger); the JSON is written last."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if outcome.clip is not None and outcome.clip.parent != self.directory:
+            clip = self.directory / f"{outcome.key}.clip"
+            os.replace(outcome.clip, clip)
+            outcome.clip = clip
+        write_json(self.directory / f"{outcome.key}.json",
+                   {"attempts": outcome.attempts, "ext": outcome.ext, "record": outcome.record})
+
+    def clear(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
 
 def _fetch_once(row: dict[str, Any], settings: DownloadSettings, work: Path) -> FetchResult:
     start, end = float(row["start"]), float(row["end"])
@@ -167,12 +236,17 @@ def _check(fetched: FetchResult, row: dict[str, Any], tolerance: float) -> tuple
 
 
 def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path,
-              breaker: BlockBreaker | None = None) -> RowOutcome:
-    """Fetch one row with retries (exponential backoff) on retryable errors; record every attempt."""
+              breaker: BlockBreaker | None = None, previous: list[dict[str, Any]] | None = None) -> RowOutcome:
+    """Fetch one row with retries (exponential backoff) on retryable errors; record every attempt.
+
+    ``previous`` are the row's attempts in earlier runs: their numbering continues, and this run still gets
+    ``retries`` + 1 attempts.
+    """
     key = row["key"]
-    outcome = RowOutcome(key)
+    outcome = RowOutcome(key, attempts=list(previous or []))
     attempts_allowed = int(settings.retries) + 1
-    for attempt in range(1, attempts_allowed + 1):
+    for tried in range(1, attempts_allowed + 1):
+        attempt = len(outcome.attempts) + 1
         work = tmp_root / f"{key}.{attempt}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -193,7 +267,7 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path,
                 "error", one_line(f"{type(exc).__name__}: {exc}"))
             if breaker is not None:
                 breaker.record(error.error_class == "blocked")
-            final = not error.retryable or attempt == attempts_allowed
+            final = not error.retryable or tried == attempts_allowed
             # the work directory's path (relative or absolute) is machine-specific: keep it out of the data
             message = str(error).replace(str(tmp_root.resolve()), "<tmp>").replace(str(tmp_root), "<tmp>")
             outcome.attempts.append({**record, "status": "rejected" if final else "retry",
@@ -201,7 +275,7 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path,
             shutil.rmtree(work, ignore_errors=True)
             if final:
                 return outcome
-            if CANCELLED.wait(float(settings.backoff) * 2 ** (attempt - 1)):
+            if CANCELLED.wait(float(settings.backoff) * 2 ** (tried - 1)):
                 return outcome  # interrupted: this shard will not be written anyway
             continue
         if breaker is not None:
@@ -216,8 +290,10 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path,
             "downloaded_duration": round(info.duration, 6),
             "download": {"method": fetched.method, "format_id": fetched.format_id, "bytes": size,
                          "width": info.width, "height": info.height, "has_video": info.has_video,
-                         "has_audio": info.has_audio, "attempts": attempt},
+                         "has_audio": info.has_audio},  # + "attempts" when the shard is written
         }
+        if fetched.formats_refused:
+            outcome.record["download"]["formats_refused"] = list(fetched.formats_refused)
         return outcome
     return outcome  # unreachable: the loop always returns
 
@@ -235,43 +311,70 @@ def is_complete(directory: Path, plan: ShardPlan) -> bool:
         (directory / f"{plan.name}{suffix}").is_file() for suffix in SHARD_SUFFIXES)
 
 
+def ledger_dir(work_dir: Path, plan: ShardPlan) -> Path:
+    """Where the rows of ``plan`` wait until the shard is written; named by the fingerprint, so a changed plan
+    (other rows, other params) never reuses them."""
+    return work_dir / ROWS_DIR / f"{plan.name}.{plan.fingerprint}"
+
+
 def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, pool: ThreadPoolExecutor,
                    bar: tqdm, crash_before_stats: bool = False,
-                   breaker: BlockBreaker | None = None) -> tuple[dict[str, Any] | None, dict[str, float]]:
-    """Fetch every row of ``plan`` and write its tar, attempts parquet and (last) stats into ``work_dir``.
+                   breaker: BlockBreaker | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Fetch the rows of ``plan`` not settled in its ledger; write its tar, attempts parquet and (last) stats.
 
-    Returns ``(stats, timings)``: the stats as written (deterministic) and this run's wall-clock ``seconds``
-    for the shard with the per-step ``fetch_seconds``, ``probe_seconds``, ``write_seconds`` (metrics only).
+    Returns ``(stats, timings)``: the stats as written (deterministic) and, for the metrics only, this run's
+    wall-clock ``seconds`` for the shard with the per-step ``fetch_seconds``, ``probe_seconds``,
+    ``write_seconds``, and ``attempts_by_class``: every attempt at the shard's rows over all runs, blocks included.
     A shard with a row whose last answer was a block is not written (``stats`` None): a block is no reason to
-    reject a row, and the next run fetches the shard again. Raises DownloadBlocked when the breaker trips.
+    reject a row, and the next run fetches that row again. Raises DownloadBlocked when the breaker trips.
     """
     tmp_root = work_dir / f".tmp-{plan.name}"
     shutil.rmtree(tmp_root, ignore_errors=True)
     tmp_root.mkdir(parents=True)
     began = time.monotonic()
+    ledger = RowLedger(ledger_dir(work_dir, plan))
+    outcomes: dict[str, RowOutcome] = {}
+    todo: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    for row in plan.rows:
+        kept = ledger.load(row["key"])
+        if kept is not None and kept.settled:
+            outcomes[row["key"]] = kept
+        else:
+            todo.append((row, kept.attempts if kept is not None else []))
+    bar.update(len(plan.rows) - len(todo))
 
-    def job(row: dict[str, Any]) -> RowOutcome:
+    def job(item: tuple[dict[str, Any], list[dict[str, Any]]]) -> RowOutcome:
+        row, previous = item
         try:
-            return fetch_row(row, settings, tmp_root, breaker)
+            outcome = fetch_row(row, settings, tmp_root, breaker, previous)
+            if not CANCELLED.is_set():  # an attempt cut short by a stop says nothing about the row
+                ledger.save(outcome)
+            return outcome
         finally:
             bar.update(1)
 
-    outcomes = list(pool.map(job, plan.rows))
+    outcomes.update((o.key, o) for o in pool.map(job, todo))
+    ordered = [outcomes[row["key"]] for row in plan.rows]
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    timings: dict[str, Any] = {"attempts_by_class": dict(sorted(Counter(
+        a["error_class"] or "ok" for o in ordered for a in o.attempts).items()))}
     if breaker is not None and breaker.tripped:
-        shutil.rmtree(tmp_root, ignore_errors=True)
         raise DownloadBlocked(f"{breaker.in_a_row} blocked answers in a row (download.max_consecutive_blocked "
                               f"{breaker.limit})")
-    if any(o.attempts and o.attempts[-1]["error_class"] == "blocked" for o in outcomes):
-        shutil.rmtree(tmp_root, ignore_errors=True)
-        return None, {"seconds": round(time.monotonic() - began, 3)}
-    clips = [(o.key, o.ext, o.clip, o.record) for o in outcomes if o.clip is not None]
+    if any(o.attempts and o.attempts[-1]["error_class"] == "blocked" for o in ordered):
+        return None, {"seconds": round(time.monotonic() - began, 3), **timings}
+    clips, attempts = [], []
+    for outcome in ordered:
+        rows_attempts = outcome.shard_attempts()
+        attempts.extend(rows_attempts)
+        if outcome.clip is not None:
+            record = {**outcome.record, "download": {**outcome.record["download"], "attempts": len(rows_attempts)}}
+            clips.append((outcome.key, outcome.ext, outcome.clip, record))
     write_began = time.monotonic()
     tar_bytes = write_clip_tar(work_dir / f"{plan.name}.tar", clips)
-    attempts = [a for o in outcomes for a in o.attempts]
     write_attempts(work_dir / f"{plan.name}.parquet", attempts)
     write_s = time.monotonic() - write_began
-    shutil.rmtree(tmp_root, ignore_errors=True)
-    finals = [o.attempts[-1] for o in outcomes]
+    finals = [a for a in attempts if a["status"] != "retry"]
     if crash_before_stats:
         os._exit(70)  # simulate a kill between the shard's files and its completion marker
     stats = {
@@ -284,14 +387,47 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
         "clip_bytes": sum(f["bytes"] for f in finals), "tar_bytes": tar_bytes,
     }
     write_stats(work_dir / f"{plan.name}.stats.json", stats)
-    timings = {
+    ledger.clear()
+    timings.update({
         "seconds": round(time.monotonic() - began, 3),
         # time per step, summed over rows (threads overlap, so these can exceed "seconds")
-        "fetch_seconds": round(sum(o.fetch_s for o in outcomes), 3),
-        "probe_seconds": round(sum(o.probe_s for o in outcomes), 3),
+        "fetch_seconds": round(sum(o.fetch_s for o in ordered), 3),
+        "probe_seconds": round(sum(o.probe_s for o in ordered), 3),
         "write_seconds": round(write_s, 3),
-    }
+    })
     return stats, timings
+
+
+def reopen_shard(directory: Path, plan: ShardPlan, work_dir: Path) -> bool:
+    """Turn a written shard with rows rejected for a retryable reason back into a ledger; False when it has none.
+
+    Its clips and attempts move into ``<work>/rows/<shard>/`` and its files are removed (stats first), so the
+    run fetches only those rows again and rewrites the shard.
+    """
+    stats = read_json(directory / f"{plan.name}.stats.json")
+    if not set(stats.get("rejected_by_class", {})) & RETRYABLE:
+        return False
+    ledger = RowLedger(ledger_dir(work_dir, plan))
+    ledger.directory.mkdir(parents=True, exist_ok=True)
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for attempt in read_attempts(directory / f"{plan.name}.parquet"):
+        by_key.setdefault(attempt["key"], []).append(attempt)
+    with tarfile.open(directory / f"{plan.name}.tar") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        for key, attempts in by_key.items():
+            outcome = RowOutcome(key, attempts=attempts)
+            if f"{key}.json" in members:
+                outcome.record = json.loads(tar.extractfile(members[f"{key}.json"]).read())
+                outcome.record["download"].pop("attempts", None)
+                media = next(n for n in members if n.startswith(f"{key}.") and n != f"{key}.json")
+                outcome.ext = media[len(key) + 1:]
+                outcome.clip = ledger.directory / f"{key}.clip"
+                with tar.extractfile(members[media]) as src, outcome.clip.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            ledger.save(outcome)
+    for suffix in (".stats.json", ".tar", ".parquet"):
+        (directory / f"{plan.name}{suffix}").unlink()
+    return True
 
 
 def _move_shard(name: str, src: Path, dst: Path) -> None:
@@ -318,6 +454,15 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
     for stale in list(work_dir.glob(".*.tmp")) + list(work_dir.glob(".tmp-*")):  # leftovers of a killed run
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
 
+    ledgers = {ledger_dir(work_dir, p).name for p in plans}
+    for stale in (work_dir / ROWS_DIR).glob("*"):  # rows of an older plan must not be reused
+        if stale.name not in ledgers:
+            shutil.rmtree(stale, ignore_errors=True)
+    reopened = 0
+    for plan in plans:  # rows rejected for a retryable reason get another chance (the rest of the shard is kept)
+        for directory in (out_dir, work_dir):
+            if is_complete(directory, plan):
+                reopened += reopen_shard(directory, plan, work_dir)
     todo = [p for p in plans if not is_complete(out_dir, p) and not is_complete(work_dir, p)]
     crash_after = int(os.environ.get(CRASH_ENV, "-1"))
     rows_todo = sum(len(p.rows) for p in todo)
@@ -338,9 +483,9 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
             finished = sum(is_complete(out_dir, p) or is_complete(work_dir, p) for p in plans)
             raise DownloadBlocked(
                 f"download stopped: {exc}, so the site is refusing this machine for now; {finished} of "
-                f"{len(plans)} shards are complete and kept in {work_dir}, no row was rejected for the block, "
-                f"and a rerun later (with download.cookies, extractor_args or longer sleep_interval) fetches "
-                f"only the rest") from None
+                f"{len(plans)} shards are complete and the fetched rows of the others are kept in {work_dir}, no "
+                f"row was rejected for the block, and a rerun later (with download.cookies, extractor_args or "
+                f"longer sleep_interval) fetches only the rest") from None
         except BaseException:
             # Ctrl-C / SIGTERM / a bug: stop children now, or the pool's shutdown would wait for every download
             cancel_children()
@@ -352,7 +497,7 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
             f"download incomplete: {len(held_back)} shard(s) ({', '.join(held_back[:3])}"
             f"{', ...' if len(held_back) > 3 else ''}) have rows that stayed blocked after every retry, so they "
             f"were not written; the other {len(plans) - len(held_back)} shards are complete and kept in "
-            f"{work_dir}, and a rerun later fetches only the held-back shards")
+            f"{work_dir}, and a rerun later fetches only the rows still blocked")
     planned = {p.name for p in plans}
     for plan in plans:
         if not is_complete(out_dir, plan):
@@ -361,11 +506,19 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
         stem = path.name.split(".", 1)[0]
         if path.is_file() and path.name.endswith(SHARD_SUFFIXES) and stem not in planned:
             path.unlink()
+    if (work_dir / ROWS_DIR).is_dir() and not any((work_dir / ROWS_DIR).iterdir()):
+        (work_dir / ROWS_DIR).rmdir()
     if not any(work_dir.iterdir()):
         work_dir.rmdir()
 
     totals = summarize([read_json(out_dir / f"{p.name}.stats.json") for p in plans])
     totals["shards_reused"] = len(plans) - len(todo)
+    totals["shards_reopened"] = reopened
+    totals["attempts_across_runs"] = {
+        "by_class": dict(sorted(sum((Counter(t["attempts_by_class"]) for t in shard_timings.values()),
+                                    Counter()).items())),
+        "shards": {name: t["attempts_by_class"] for name, t in sorted(shard_timings.items())},
+    }
     totals["timings"] = summarize_timings(shard_timings, time.monotonic() - began)
     note_if_empty(out_dir, "No raw shards: the manifest has no rows (an optional corpus that is not configured).")
     if metrics_path:
@@ -402,7 +555,8 @@ def summarize_timings(shard_timings: dict[str, dict[str, float]], wall_seconds: 
     return {
         "seconds": round(wall_seconds, 3),
         **{k: round(sum(t[k] for t in shard_timings.values()), 3) for k in STEP_KEYS},
-        "shards": {name: dict(t) for name, t in sorted(shard_timings.items())},
+        "shards": {name: {k: v for k, v in t.items() if k != "attempts_by_class"}
+                   for name, t in sorted(shard_timings.items())},
     }
 
 
@@ -411,4 +565,5 @@ def summary_line(totals: dict[str, Any]) -> str:
     by_class = ", ".join(f"{k} {v}" for k, v in totals["rejected_by_class"].items()) or "none"
     return (f"download: {totals['rows_in']} rows in, {totals['ok']} ok, {totals['rejected']} rejected "
             f"({by_class}); {totals['attempts']} attempts in {totals['shards']} shards "
-            f"({totals['shards_reused']} reused), {totals['timings']['seconds']:.1f} s")
+            f"({totals['shards_reused']} reused, {totals['shards_reopened']} reopened for retryable rejections), "
+            f"{totals['timings']['seconds']:.1f} s")

@@ -37,6 +37,7 @@ class FetchResult:
     path: Path
     method: str
     format_id: str = ""
+    formats_refused: tuple[str, ...] = ()  # formats that answered 403 before ``format_id`` worked
 
 
 def format_selector(min_height: int) -> str:
@@ -185,7 +186,8 @@ def fetch_ytdlp(url: str, start: float, end: float, work_dir: Path, settings: di
     if not result.get("ok"):
         message = result.get("message", "")
         raise AttemptError(result.get("error_class") or classify_message(message), one_line(message))
-    return FetchResult(Path(result["path"]), "yt-dlp", result.get("format_id", ""))
+    return FetchResult(Path(result["path"]), "yt-dlp", result.get("format_id", ""),
+                       tuple(result.get("formats_refused") or ()))
 
 
 def cut_args(src: str | Path, start: float, end: float, dst: str | Path) -> list[str]:

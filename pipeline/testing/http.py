@@ -9,7 +9,9 @@ an empty file with exit code 0. This server answers ``206 Partial Content`` with
 - ``/slow/<name>``: waits ``slow_seconds`` before answering;
 - ``/norange/<name>``: ignores ``Range`` like ``http.server`` does (always ``200`` with the whole file);
 - ``/blocked/<name>``: always ``429 Too Many Requests``, as a site that is refusing this machine; and
-  ``block_first=N`` answers the first N requests of any path that way (a block that lifts).
+  ``block_first=N`` answers the first N requests of any path that way (a block that lifts), and a file name in
+  ``blocked_names`` is answered that way until it is taken out of the set;
+- a file name in ``failing_names``: ``503 Service Unavailable`` (a server error that may go away).
 
 Use as a context manager (``with RangeHTTPServer(root) as server: server.url("a.mp4")``); it binds
 127.0.0.1 on a free port and serves from a daemon thread.
@@ -50,10 +52,13 @@ class _Handler(BaseHTTPRequestHandler):
             mode, name = "plain", path
         with owner.lock:
             owner.requests.append((self.command, "/" + path, self.headers.get("Range")))
-            blocked = mode == "blocked" or owner.block_first > 0
+            blocked = mode == "blocked" or owner.block_first > 0 or name in owner.blocked_names
             owner.block_first = max(owner.block_first - 1, 0)
+            failing = name in owner.failing_names
         if blocked:
             return self._error(HTTPStatus.TOO_MANY_REQUESTS)
+        if failing:
+            return self._error(HTTPStatus.SERVICE_UNAVAILABLE)
         if mode == "missing":
             return self._error(HTTPStatus.NOT_FOUND)
         if mode == "forbidden":
@@ -138,6 +143,8 @@ class RangeHTTPServer:
         self.root = Path(root).resolve()
         self.slow_seconds = slow_seconds
         self.block_first = int(block_first)
+        self.blocked_names: set[str] = set()
+        self.failing_names: set[str] = set()
         self.requests: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
         self._server: _Server | None = None

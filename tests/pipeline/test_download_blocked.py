@@ -1,12 +1,17 @@
 """A block (bot check, 429, sign-in wall) is not a bad row: through yt-dlp against a loopback server that blocks."""
 from __future__ import annotations
 
+import json
+import shutil
+import tarfile
+
 import pytest
 
 from pipeline.download.doctor import cookies_problem, youtube_ready_or_raise
 from pipeline.download.errors import DownloadBlocked, DownloadConfigError
 from pipeline.download.runner import DownloadSettings, run_download
 from pipeline.download.sources import parse_extractor_args, ytdlp_options
+from pipeline.download.writer import read_attempts
 from pipeline.testing.download import manifest_row, write_manifest
 from pipeline.testing.http import RangeHTTPServer
 from pipeline.testing.media import make_clip
@@ -93,3 +98,76 @@ def test_youtube_rows_need_a_js_runtime(monkeypatch):
         youtube_ready_or_raise(3)
     monkeypatch.undo()
     assert doctor.js_runtimes()  # the project's environment has deno (requirements.txt)
+
+
+@pytest.fixture()
+def per_row_media(tmp_path):
+    """Six copies of one clip, one file per row, so the server's log says which rows were asked for."""
+    root = tmp_path / "www"
+    root.mkdir()
+    make_clip(root / "clip_0.mp4", duration=5.0, size=(160, 120))
+    for i in range(1, 6):
+        shutil.copyfile(root / "clip_0.mp4", root / f"clip_{i}.mp4")
+    return root
+
+
+def _per_row(server, n):
+    return [manifest_row(f"clip_{i}", server.url(f"clip_{i}.mp4"), "url", start=1.0, end=3.0) for i in range(n)]
+
+
+def _asked(server, since):
+    return sorted({path.rsplit("/", 1)[-1] for _, path, _ in server.requests[since:]})
+
+
+def test_a_rerun_after_blocks_fetches_only_the_blocked_rows_and_writes_what_a_clean_run_writes(per_row_media,
+                                                                                              tmp_path):
+    settings = _settings(shard_size=3, max_consecutive_blocked=0)
+    with RangeHTTPServer(per_row_media) as server:
+        manifest = write_manifest(tmp_path / "manifest", _per_row(server, 6))
+        assert run_download(manifest, tmp_path / "clean", settings, progress=False)["ok"] == 6
+        server.blocked_names = {"clip_0.mp4", "clip_2.mp4"}  # a block in the middle of the first shard
+        with pytest.raises(DownloadBlocked, match=r"1 shard\(s\) \(train-000000\) .* fetches only the rows still"):
+            run_download(manifest, tmp_path / "raw", settings, progress=False)
+        ledger = next((tmp_path / "raw.partial" / "rows").iterdir())
+        assert sorted(p.name for p in ledger.glob("*.clip")) == ["clip_1.clip"]  # the row fetched is kept
+        server.blocked_names = set()
+        since = len(server.requests)
+        totals = run_download(manifest, tmp_path / "raw", settings, progress=False)
+        assert _asked(server, since) == ["clip_0.mp4", "clip_2.mp4"]  # no clip is downloaded twice
+    assert totals["ok"] == 6 and totals["rejected"] == 0
+    # the blocks are counted across runs in the metrics, and kept out of data/raw
+    assert totals["attempts_across_runs"]["shards"]["train-000000"] == {"blocked": 2, "ok": 3}
+    assert not (tmp_path / "raw.partial").exists()
+    names = sorted(p.name for p in (tmp_path / "clean").iterdir())
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == names
+    for name in names:
+        assert (tmp_path / "raw" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+
+
+def test_a_rerun_retries_only_rows_rejected_for_a_retryable_reason(per_row_media, tmp_path):
+    settings = _settings(shard_size=3)
+    with RangeHTTPServer(per_row_media) as server:
+        manifest = write_manifest(tmp_path / "manifest", _per_row(server, 3))
+        server.failing_names = {"clip_1.mp4", "clip_2.mp4"}  # 503: a server error that may go away
+        first = run_download(manifest, tmp_path / "raw", settings, progress=False)
+        assert first["ok"] == 1 and first["rejected_by_class"] == {"network": 2}
+        server.failing_names = set()
+        (per_row_media / "clip_2.mp4").unlink()  # the video went private between the two runs
+        since = len(server.requests)
+        second = run_download(manifest, tmp_path / "raw", settings, progress=False)
+        assert _asked(server, since) == ["clip_1.mp4", "clip_2.mp4"]
+        assert second["shards_reopened"] == 1
+        assert second["ok"] == 2 and second["rejected_by_class"] == {"unavailable": 1}
+        attempts = read_attempts(tmp_path / "raw" / "train-000000.parquet")
+        history = {key: [(a["attempt"], a["status"], a["error_class"]) for a in attempts if a["key"] == key]
+                   for key in ("clip_0", "clip_1", "clip_2")}
+        assert history == {"clip_0": [(1, "ok", "")],
+                           "clip_1": [(1, "retry", "network"), (2, "ok", "")],
+                           "clip_2": [(1, "retry", "network"), (2, "rejected", "unavailable")]}
+        with tarfile.open(tmp_path / "raw" / "train-000000.tar") as tar:
+            assert sorted(tar.getnames()) == ["clip_0.json", "clip_0.mp4", "clip_1.json", "clip_1.mp4"]
+            record = json.loads(tar.extractfile("clip_1.json").read())
+        assert record["download"]["attempts"] == 2
+        since = len(server.requests)
+        third = run_download(manifest, tmp_path / "raw", settings, progress=False)
+        assert _asked(server, since) == [] and third["shards_reopened"] == 0  # unavailable is for good

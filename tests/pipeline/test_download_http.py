@@ -1,6 +1,7 @@
 """Through yt-dlp for real, against a loopback HTTP server with Range support started by the test."""
 from __future__ import annotations
 
+import json
 import tarfile
 import urllib.error
 import urllib.request
@@ -68,3 +69,28 @@ def test_sections_404_and_truncation_through_ytdlp(http_server, tmp_path):
     info = probe(tmp_path / "a_section.mp4")
     assert info.duration == pytest.approx(2.0, abs=0.1)
     assert info.has_audio and info.has_video
+
+
+def test_a_403_on_one_format_falls_back_to_another_and_all_403_is_one_recorded_rejection(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    make_clip(root / "five.mp4", duration=5.0, size=(160, 120))
+    # an HTML5 page with two formats: yt-dlp picks the smaller one (min_height 0), which answers 403
+    page = ('<html><body><video controls><source src="/forbidden/five.mp4" type="video/mp4" res="240">'
+            '<source src="{second}" type="video/mp4" res="360"></video></body></html>')
+    (root / "one_refused.html").write_text(page.format(second="/five.mp4"), encoding="utf-8")
+    (root / "all_refused.html").write_text(page.format(second="/forbidden/five.mp4?second"), encoding="utf-8")
+    with RangeHTTPServer(root) as server:
+        rows = [manifest_row("a_one_refused", server.url("one_refused.html"), "url", start=1.0, end=3.0),
+                manifest_row("b_all_refused", server.url("all_refused.html"), "url", start=1.0, end=3.0)]
+        settings = DownloadSettings(shard_size=8, concurrency=1, retries=0, backoff=0.01, timeout=60, min_height=0)
+        totals = run_download(write_manifest(tmp_path / "manifest", rows), tmp_path / "raw", settings,
+                              progress=False)
+    assert totals["ok"] == 1 and totals["rejected_by_class"] == {"unavailable": 1}
+    with tarfile.open(tmp_path / "raw" / "train-000000.tar") as tar:
+        record = json.loads(tar.extractfile("a_one_refused.json").read())
+    # formats without an id are numbered by yt-dlp: the second is "0" again once the refused one is gone
+    assert record["download"]["formats_refused"] == ["0"] and record["download"]["height"] == 120
+    final = {a["key"]: a for a in read_attempts(tmp_path / "raw" / "train-000000.parquet")}
+    assert "403" in final["b_all_refused"]["error_message"]
+    assert "formats refused before: 0, 0" in final["b_all_refused"]["error_message"]
