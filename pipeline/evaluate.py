@@ -106,8 +106,12 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
                      priors_dir: str | Path, gender_dir: str | Path, encoder_path: str | Path,
                      decoder_path: str | Path, face_encoder_path: str | Path, out_dir: str | Path,
                      metrics_path: str | Path, params: dict[str, Any], probe_path: str | Path,
-                     attributes_path: str | Path = "") -> dict[str, Any]:
-    """Evaluate one variant on the test split; write ``out_dir`` and ``metrics_path``; return the metrics."""
+                     attributes_path: str | Path = "", identity_path: str | Path = "") -> dict[str, Any]:
+    """Evaluate one variant on the test split; write ``out_dir`` and ``metrics_path``; return the metrics.
+
+    ``identity_path``: the test faces' and Face-to-Face faces' identity embeddings written by evaluate_decoder;
+    a sample not in it (or no file) is embedded here. Only the variant's generated faces are always embedded.
+    """
     from pipeline.datasets import SplitDataset, make_loader, spec_batch
     from pipeline.device import resolve_device
     from pipeline.feature_files import feature_dim
@@ -121,6 +125,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     face_encoder, _ = load_face_encoder(face_encoder_path, features_dir, device)
     decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)
     encoder, encoder_header = load_frozen(encoder_path, ARCH_ENCODER, device)
+    encoder = encoder.to(memory_format=torch.channels_last)  # as trained (pipeline.training.train_encoder)
     check_feature_kind(decoder_header, decoder_path, features_dir)
     check_feature_kind(encoder_header, encoder_path, features_dir)
     probe, _ = load_frozen(probe_path, PROBE_ARCH, device)
@@ -133,9 +138,10 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
         if got != dim:
             raise EvaluationError(f"the {name} works on {got}-d features but the test features are {dim}-d")
     select_prior = PriorSelector(variant, priors, predictions, device)
-    from pipeline.identity import FaceIdentity, identity_summary
+    from pipeline.identity import FaceIdentity, identity_summary, load_embeddings
 
     recognizer = FaceIdentity()
+    known = load_embeddings(identity_path) if identity_path else {}
     identity: dict[str, list[np.ndarray | None]] = {"true_face": [], "face_to_face": [], "generated": []}
 
     dataset = SplitDataset(shards_dir, "test", fields=("face", "spec", "meta"), features_dir=features_dir,
@@ -153,7 +159,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
         for batch in tqdm(make_loader(dataset, int(params["batch_size"])), desc=f"evaluate[{variant.name}]",
                           unit="batch", file=sys.stderr):
             true = batch["feature"].to(device)
-            speech = encoder(spec_batch(batch, device), select_prior(batch["key"]))
+            speech = encoder(spec_batch(batch, device, channels_last=True), select_prior(batch["key"]))
             speech_images = decoder(speech)
             f2f_images = decoder(true)
             feats["true"].append(true.cpu().numpy())
@@ -167,7 +173,8 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
             generated = to_uint8_images(speech_images)
             regenerated = to_uint8_images(f2f_images)
             for name, images in (("true_face", originals), ("face_to_face", regenerated), ("generated", generated)):
-                identity[name].extend(recognizer.embed(image) for image in images)
+                identity[name].extend(known[key][name] if name in known.get(key, {}) else recognizer.embed(image)
+                                      for key, image in zip(batch["key"], images))
             for i, (key, meta) in enumerate(zip(batch["key"], batch["meta"])):
                 keys.append(key)
                 speakers.append(str(meta.get("speaker_id") or meta.get("video_id") or key))

@@ -14,7 +14,8 @@ For the first ``max_samples`` faces of each speech split (shard order) with true
 
 Figures (``out_dir``): ``figure4.png`` (rows: original and FD(F) for train faces, then for test faces; one
 column per speaker) and ``figure2.png`` (FD of the neutral prior at every size of ``priors.convergence_n``).
-``metrics.json`` holds the numbers (also written to the stage's metrics file).
+``metrics.json`` holds the numbers (also written to the stage's metrics file); ``identity.npz`` the test faces'
+and their Face-to-Face reconstructions' identity embeddings (``pipeline.identity``), reused by ``evaluate``.
 """
 from __future__ import annotations
 
@@ -36,12 +37,13 @@ class DecoderEvaluationError(TrainingError):
 
 
 def load_split(shards_dir: str | Path, features_dir: str | Path, split: str, limit: int
-               ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """The first ``limit`` crops ``(N, 3, H, W)``, features ``(N, D)`` and speaker ids of a split."""
+               ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """The first ``limit`` crops ``(N, 3, H, W)``, features ``(N, D)``, speaker ids and keys of a split."""
     from pipeline.datasets import SplitDataset
 
-    faces, features, speakers = [], [], []
+    faces, features, speakers, keys = [], [], [], []
     for item in SplitDataset(shards_dir, split, fields=("face", "meta"), features_dir=features_dir):
+        keys.append(str(item["key"]))
         faces.append(item["face"])
         features.append(item["feature"])
         meta = item["meta"]
@@ -50,7 +52,7 @@ def load_split(shards_dir: str | Path, features_dir: str | Path, split: str, lim
             break
     if not faces:
         raise DecoderEvaluationError(f"the '{split}' split has no samples to evaluate the decoder on")
-    return torch.stack(faces), torch.stack(features), speakers
+    return torch.stack(faces), torch.stack(features), speakers, keys
 
 
 @torch.no_grad()
@@ -128,11 +130,11 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
     splits = {name: load_split(shards_dir, features_dir, name, limit) for name in ("train", "test")}
     mean_face = splits["train"][0].mean(0)
     decoded = {}
-    for name, (faces, features, speakers) in splits.items():
+    for name, (faces, features, speakers, _) in splits.items():
         decoded[name] = decode(decoder, features, device, batch_size)
         metrics[name] = pixel_scores(decoded[name], faces, mean_face, speakers)
 
-    faces, features, speakers = splits["test"]
+    faces, features, speakers, test_keys = splits["test"]
     ks = [int(k) for k in params["recall_k"]]
     f2f = encode(face_encoder, decoded["test"], device, batch_size)
     true = features.numpy().astype(np.float64)
@@ -151,12 +153,17 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
         "speaker_recall_chance": {str(k): M.chance_recall(k, len(gallery_ids)) for k in ks},
     }
     # Identity leakage between the splits, by a recognizer trained on real faces (pipeline.identity)
-    from pipeline.identity import FaceIdentity, leakage_check
+    from pipeline.identity import FaceIdentity, leakage_check, save_embeddings
 
     recognizer = FaceIdentity()
+    test_identity = {"true_face": [recognizer.embed(face) for face in to_uint8_images(faces)],
+                     "face_to_face": [recognizer.embed(face) for face in to_uint8_images(decoded["test"])]}
     metrics["identity_leakage"] = leakage_check(
-        [recognizer.embed(face) for face in to_uint8_images(splits["train"][0])],
-        [recognizer.embed(face) for face in to_uint8_images(faces)], speakers)
+        [recognizer.embed(face) for face in to_uint8_images(splits["train"][0])], test_identity["true_face"],
+        speakers)
+    out_dir = Path(out_dir)
+    # the test faces' identity embeddings, which every evaluate@variant reuses instead of embedding them again
+    save_embeddings(out_dir / "identity.npz", test_keys, test_identity)
     labels = labels_for(speakers, attributes)
     metrics["attributes"] = {
         "labelled_samples": int((labels["gender"] >= 0).sum()),
@@ -164,8 +171,6 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
         "face_to_face": accuracy(predict(probe, decoded["test"], device), labels),
     }
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     columns = int(params["figure_columns"])
     rows, row_labels = [], []
     for name in ("train", "test"):

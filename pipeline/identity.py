@@ -9,6 +9,7 @@ metric says how often that happened (on the demo's cartoon faces, often).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -82,6 +83,32 @@ def identity_summary(embeddings: dict[str, Sequence[np.ndarray | None]], speaker
                          recall={str(k): float((ranks < k).mean()) for k in ks})
         out[name] = entry
     return out
+
+
+EMBEDDING_DIM = 128
+
+
+def save_embeddings(path: str | Path, keys: Sequence[str], embeddings: dict[str, Sequence[np.ndarray | None]]
+                    ) -> None:
+    """Write per-sample embeddings (``name`` → one per key, None = no face found) as an npz; NaN rows = None."""
+    from pipeline.io import atomic_path
+
+    arrays = {name: np.stack([np.full(EMBEDDING_DIM, np.nan) if e is None else np.asarray(e, dtype=np.float64)
+                              for e in embs]) if len(embs) else np.zeros((0, EMBEDDING_DIM))
+              for name, embs in embeddings.items()}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.array(list(keys), dtype=str), **arrays)
+
+
+def load_embeddings(path: str | Path) -> dict[str, dict[str, np.ndarray | None]]:
+    """``save_embeddings``'s file as ``key`` → ``name`` → embedding (None where no face was found)."""
+    with np.load(path, allow_pickle=False) as data:
+        keys = [str(k) for k in data["keys"]]
+        names = [n for n in data.files if n != "keys"]
+        arrays = {n: data[n] for n in names}
+    return {key: {n: (None if np.isnan(arrays[n][i]).any() else arrays[n][i]) for n in names}
+            for i, key in enumerate(keys)}
 
 
 def leakage_check(train: Sequence[np.ndarray | None], test: Sequence[np.ndarray | None],

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decoder", required=True)
     parser.add_argument("--face-encoder", required=True)
     parser.add_argument("--probe", required=True, help="attribute probe checkpoint (stage attribute_probe)")
+    parser.add_argument("--identity", default="",
+                        help="test faces' identity embeddings (data/eval_decoder/identity.npz; \"\" = embed here)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args(argv)
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_section("evaluate")
         m = evaluate_variant(args.variant, args.shards, args.features, args.priors, args.gender, args.encoder,
                              args.decoder, args.face_encoder, args.out, args.metrics, params, args.probe,
-                             str(params["attributes"]))
+                             str(params["attributes"]), args.identity)
         recall = ", ".join(f"R@{k} {v:.3f} (chance {m['recall_chance'][k]:.3f})" for k, v in m["recall"].items())
         return (f"evaluate[{args.variant}]: {m['n_samples']} test samples, {m['n_speakers']} speakers; "
                 f"angle {m['angle']:.2f} deg, angle' {m['primed_angle']:.2f} deg; {recall}; in {elapsed(start)}")
