@@ -142,7 +142,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
 
     recognizer = FaceIdentity()
     known = load_embeddings(identity_path) if identity_path else {}
-    identity: dict[str, list[np.ndarray | None]] = {"true_face": [], "face_to_face": [], "generated": []}
+    identity: dict[str, list[np.ndarray | str]] = {"true_face": [], "face_to_face": [], "generated": []}
 
     dataset = SplitDataset(shards_dir, "test", fields=("face", "spec", "meta"), features_dir=features_dir,
                            keep=subset_filter(variant, predictions))
@@ -173,7 +173,8 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
             generated = to_uint8_images(speech_images)
             regenerated = to_uint8_images(f2f_images)
             for name, images in (("true_face", originals), ("face_to_face", regenerated), ("generated", generated)):
-                identity[name].extend(known[key][name] if name in known.get(key, {}) else recognizer.embed(image)
+                identity[name].extend(known[key][name] if name in known.get(key, {})
+                                      else recognizer.embed_or_reason(image)
                                       for key, image in zip(batch["key"], images))
             for i, (key, meta) in enumerate(zip(batch["key"], batch["meta"])):
                 keys.append(key)
@@ -197,7 +198,9 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_per_sample(out_dir / "per_sample.parquet", keys, speakers, genders, arrays, metrics.pop("_ranks"))
+    _write_per_sample(out_dir / "per_sample.parquet", keys, speakers, genders, arrays, metrics.pop("_ranks"),
+                      {f"identity_{name}": ["found" if isinstance(e, np.ndarray) else e for e in embs]
+                       for name, embs in identity.items()})
     chosen = grid_keys([(k, s, g) for k, (s, g, _) in faces.items()], grid_rows)
     grid = np.stack([faces[k][2] for k in chosen])  # [n, 3, H, W, 3]
     with atomic_path(out_dir / "faces.npz") as tmp:
@@ -252,7 +255,8 @@ def summarize(variant: str, keys: list[str], speakers: list[str], genders: list[
     return out
 
 
-def _write_per_sample(path: Path, keys, speakers, genders, arrays, ranks) -> None:
+def _write_per_sample(path: Path, keys, speakers, genders, arrays, ranks,
+                      text_columns: dict[str, list[str]] | None = None) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -262,8 +266,10 @@ def _write_per_sample(path: Path, keys, speakers, genders, arrays, ranks) -> Non
             columns[f"{prefix}{metric}"] = values.astype(np.float64)
     columns["rank"] = np.asarray(ranks["rank"], dtype=np.int64)
     columns["speaker_rank"] = np.asarray(ranks["speaker_rank"], dtype=np.int64)
+    text = {"key", "speaker_id", "gender", *(text_columns or {})}
+    columns.update(text_columns or {})  # e.g. identity_generated: found | no_face | grayscale | too_small
     order = np.argsort(np.array(keys), kind="stable")
-    table = pa.table({k: pa.array(np.asarray(v, dtype=object if k in ("key", "speaker_id", "gender") else None)[order]
+    table = pa.table({k: pa.array(np.asarray(v, dtype=object if k in text else None)[order]
                                   .tolist()) for k, v in columns.items()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", use_dictionary=False, write_statistics=False)

@@ -156,8 +156,8 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
     from pipeline.identity import FaceIdentity, leakage_check, save_embeddings
 
     recognizer = FaceIdentity()
-    test_identity = {"true_face": [recognizer.embed(face) for face in to_uint8_images(faces)],
-                     "face_to_face": [recognizer.embed(face) for face in to_uint8_images(decoded["test"])]}
+    test_identity = {"true_face": [recognizer.embed_or_reason(face) for face in to_uint8_images(faces)],
+                     "face_to_face": [recognizer.embed_or_reason(face) for face in to_uint8_images(decoded["test"])]}
     metrics["identity_leakage"] = leakage_check(
         [recognizer.embed(face) for face in to_uint8_images(splits["train"][0])], test_identity["true_face"],
         speakers)

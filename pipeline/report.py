@@ -178,18 +178,25 @@ def identity_markdown(evals: dict[str, dict[str, Any]]) -> list[str]:
              f"speaker among the test speakers with a found true face, over the samples where both faces were found "
              f"(n).", "",
              "| Model | true face found | different speakers | F2F found | F2F dist to own (n) | generated found | "
-             "generated dist to own (n) | same person | " + " | ".join(f"R@{k}" for k in ks) + " |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in ks) + " |"]
+             "generated dist to own (n) | same person | " + " | ".join(f"R@{k}" for k in ks)
+             + " | generated not found: no face / grayscale / too small |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in ks) + " | ---: |"]
     for name, m in rows.items():
         found, f2f, gen = m["face_found"], m["face_to_face"], m["generated"]
         lines.append(
             f"| {name} | {_fmt(found['true_face'])} | {_fmt(m['different_speakers'])} | {_fmt(found['face_to_face'])} "
             f"| {_fmt(f2f['distance_to_own'])} ({f2f['n_scored']}) | {_fmt(found['generated'])} | "
             f"{_fmt(gen['distance_to_own'])} ({gen['n_scored']}) | {_fmt(gen['same_person'])} | "
-            + " | ".join(_fmt(gen["recall"][k]) for k in ks) + " |")
+            + " | ".join(_fmt(gen["recall"][k]) for k in ks) + f" | {_misses(m, 'generated')} |")
     lines += ["", "A dash: nothing to score (the recognizer found no face to compare). It was trained on photographs; "
               "on cartoon or blurred faces it often finds none, and that rate is the result, not an error.", ""]
     return lines
+
+
+def _misses(summary: dict[str, Any], name: str) -> str:
+    """``no_face / grayscale / too_small`` counts of ``name``'s faces without an embedding (– for older metrics)."""
+    counts = summary.get("not_found", {}).get(name)
+    return " / ".join(str(counts.get(r, 0)) for r in ("no_face", "grayscale", "too_small")) if counts else "–"
 
 
 def table4_markdown(evals: dict[str, dict[str, Any]], dec: dict[str, Any] | None = None) -> str:

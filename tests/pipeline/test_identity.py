@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.identity import SAME_PERSON_DISTANCE, FaceIdentity, identity_summary
+from pipeline.identity import SAME_PERSON_DISTANCE, FaceIdentity, identity_summary, load_embeddings, save_embeddings
 
 
 def test_recognizer_embeds_real_faces_and_finds_none_in_noise(grid_dir, tmp_path):
@@ -21,6 +21,24 @@ def test_recognizer_embeds_real_faces_and_finds_none_in_noise(grid_dir, tmp_path
     rng = np.random.default_rng(0)
     assert recognizer.embed(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)) is None
     assert recognizer.embed(np.zeros((64, 64), dtype=np.uint8)) is None  # grayscale: no face, not a crash
+    # each miss has its own reason
+    assert recognizer.embed_or_reason(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)) == "no_face"
+    assert recognizer.embed_or_reason(np.zeros((64, 64), dtype=np.uint8)) == "grayscale"
+    assert recognizer.embed_or_reason(np.repeat(crop[..., :1], 3, axis=2)) == "grayscale"  # gray in RGB
+    assert recognizer.embed_or_reason(crop[:10, :10]) == "too_small"
+
+
+def test_embeddings_file_keeps_embeddings_and_reasons(tmp_path):
+    a = np.arange(128, dtype=np.float64)
+    save_embeddings(tmp_path / "identity.npz", ["k1", "k2", "k3"],
+                    {"true_face": [a, "grayscale", None], "face_to_face": ["too_small", a, a]})
+    loaded = load_embeddings(tmp_path / "identity.npz")
+    assert np.array_equal(loaded["k1"]["true_face"], a) and loaded["k1"]["face_to_face"] == "too_small"
+    assert loaded["k2"]["true_face"] == "grayscale" and loaded["k3"]["true_face"] == "no_face"
+
+
+def gen_of(summary):
+    return summary["generated"]
 
 
 def test_summary_counts_missing_faces_and_scores_the_rest():
@@ -30,6 +48,11 @@ def test_summary_counts_missing_faces_and_scores_the_rest():
                   "generated": [a + 0.01, None, c, None]}
     out = identity_summary(embeddings, speakers, [1, 2])
     assert out["face_found"] == {"true_face": 0.75, "face_to_face": 0.75, "generated": 0.5}
+    assert out["not_found"]["generated"] == {"no_face": 2, "grayscale": 0, "too_small": 0}
+    with_reasons = identity_summary({**embeddings, "generated": [a + 0.01, "grayscale", c, "too_small"]},
+                                    speakers, [1, 2])
+    assert with_reasons["not_found"]["generated"] == {"no_face": 0, "grayscale": 1, "too_small": 1}
+    assert with_reasons["generated"] == gen_of(out)
     assert out["gallery_speakers"] == 3 and out["different_speakers"] > SAME_PERSON_DISTANCE
     gen = out["generated"]
     assert gen["n_scored"] == 2 and gen["recall"] == {"1": 0.5, "2": 0.5}  # s1 right, s2's face looks like s3's
