@@ -216,12 +216,19 @@ def peek_image_size(dataset) -> int:
 
 
 def make_optimizer(model: torch.nn.Module, params: dict[str, Any]):
-    """Adam(lr, (β1, 0.999), eps) and StepLR(lr_decay_every, lr_decay), as in the paper."""
+    """Adam(lr, (β1, 0.999), eps) and StepLR(lr_decay_every, lr_decay), as in the paper.
+
+    Adam is PyTorch's fused implementation on CPU and CUDA: one kernel for all parameters instead of several per
+    tensor, 7.9 → 1.7 ms per step for the face decoder's 255 tensors on this CPU (a tenth of its training step).
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    fused = bool(trainable) and all(p.device.type in ("cpu", "cuda") for p in trainable)
     optimizer = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad],
+        trainable,
         lr=float(params["lr"]),
         betas=(float(params["beta1"]), 0.999),
         eps=float(params["eps"]),
+        fused=fused or None,
     )
     scheduler = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=int(params["lr_decay_every"]), gamma=float(params["lr_decay"])
@@ -396,6 +403,10 @@ def _finish(out: str | Path, model, arch: str, config: dict, extra: dict) -> Non
 # ----------------------------------------------------------------------------------------------- decoder
 
 
+#: at most this many floats of corpus face features are kept between epochs by train_decoder (1 GiB)
+CORPUS_FEATURE_CACHE_FLOATS = 1 << 28
+
+
 def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: str | Path,
                   face_encoder_path: str | Path, out: str | Path, metrics_path: str | Path, plots_dir: str | Path,
                   params: dict[str, Any]) -> dict[str, Any]:
@@ -436,14 +447,29 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
     criterion = DecoderLoss(alpha=float(params["alpha"]), msssim_win_size=int(params["msssim_win_size"]),
                             cos_weight=float(params["cos_weight"])).to(device)
     use_cos = float(params["cos_weight"]) > 0
+    # The frozen face encoder gives a corpus crop the same feature every epoch: compute it once (a sixth of a
+    # step on the demo). Bounded, so that a large corpus falls back to computing the rest each time.
+    feature_cache: dict[str, torch.Tensor] = {}
+    cache_limit = CORPUS_FEATURE_CACHE_FLOATS // max(dim, 1)
+
+    def corpus_features(keys: list[str], target: torch.Tensor) -> torch.Tensor:
+        missing = [i for i, key in enumerate(keys) if key not in feature_cache]
+        computed: dict[str, torch.Tensor] = {}
+        if missing:
+            with torch.no_grad():
+                fresh = face_encoder.features(target[missing])
+            for i, row in zip(missing, fresh):
+                computed[keys[i]] = row
+                if len(feature_cache) < cache_limit:
+                    feature_cache[keys[i]] = row
+        return torch.stack([computed[key] if key in computed else feature_cache[key] for key in keys])
 
     def step(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         target = batch["face"].to(device)
         if "feature" in batch:
             feature = batch["feature"].to(device)
         else:
-            with torch.no_grad():
-                feature = face_encoder.features(target)
+            feature = corpus_features(list(batch["key"]), target)
         recon = model(feature)
         recon_feature = face_encoder.features(recon) if use_cos else None
         loss, parts = criterion(recon, target, recon_feature, feature if use_cos else None)
