@@ -254,6 +254,18 @@ def _open_live(plots_dir: str | Path):
     return Live(dir=str(plots_dir), save_dvc_exp=False, dvcyaml=None, report=None)
 
 
+#: ``precision`` params values → the autocast dtype (None: full fp32)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_dtype(params: dict[str, Any]) -> torch.dtype | None:
+    """The autocast dtype of ``params['precision']`` (default fp32: none); TrainingError for an unknown one."""
+    precision = str(params.get("precision", "fp32"))
+    if precision not in PRECISIONS:
+        raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return PRECISIONS[precision]
+
+
 def fit(
     model: torch.nn.Module,
     dataset,
@@ -263,16 +275,23 @@ def fit(
     plots_dir: str | Path,
     run_fingerprint: str,
     desc: str,
+    device: torch.device | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` for ``params['epochs']`` epochs over ``dataset``; returns per-epoch mean losses.
 
-    ``step(batch)`` returns the batch loss (with graph) and its parts as floats. Resumes from the state
-    beside ``out`` when it matches ``run_fingerprint``; writes one dvclive step per epoch. After the last
-    epoch the BatchNorm running statistics are recomputed from the final weights (``recalibrate_batchnorm``).
+    ``step(batch)`` returns the batch loss (with graph) and its parts as floats; it runs under autocast when
+    ``params['precision']`` is bf16 or fp16 (fp16 with a GradScaler; the losses keep their image terms in fp32).
+    ``params['num_workers']`` loader processes read the shards (each its own shards); batches are pinned for
+    non-blocking copies when ``device`` is CUDA. Resumes from the state beside ``out`` when it matches
+    ``run_fingerprint``; writes one dvclive step per epoch. After the last epoch the BatchNorm running statistics
+    are recomputed from the final weights (``recalibrate_batchnorm``).
     """
     from pipeline.datasets import make_loader
     from pipeline.metrics import RunningMean
 
+    device = device if device is not None else torch.device("cpu")
+    amp_dtype = autocast_dtype(params)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     optimizer, scheduler = make_optimizer(model, params)
     epochs = int(params["epochs"])
     resume = resume_path_for(out)
@@ -284,6 +303,8 @@ def fit(
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
             start = int(state["epoch"])
             history = [dict(h) for h in state["history"]]
             print(f"resuming {desc} from epoch {start} ({resume.name})", file=sys.stderr)
@@ -292,7 +313,8 @@ def fit(
     live = _open_live(plots_dir)
     for row in history:  # replay finished epochs so the curves are complete after a resume
         _log_epoch(live, row)
-    loader = make_loader(dataset, int(params["batch_size"]))
+    loader = make_loader(dataset, int(params["batch_size"]), int(params.get("num_workers", 0)),
+                         pin_memory=device.type == "cuda")
     bar = tqdm(range(start, epochs), desc=desc, unit="epoch", file=sys.stderr, initial=start, total=epochs)
     for epoch in bar:
         model.train()
@@ -304,10 +326,12 @@ def fit(
             if n < 2:  # BatchNorm cannot train on a single sample; the last tiny batch is skipped
                 skipped += n
                 continue
-            loss, parts = step(batch)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss, parts = step(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             running.update({"loss": float(loss.detach()), **parts}, n)
         if running.count == 0:
             if skipped:
@@ -323,6 +347,7 @@ def fit(
         with atomic_path(resume) as tmp:
             torch.save({"fingerprint": run_fingerprint, "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                         "epoch": epoch + 1, "history": history}, tmp)
     # Running BatchNorm statistics from the final weights (see recalibrate_batchnorm), in a fixed order.
     dataset.set_epoch(epochs)
@@ -389,6 +414,11 @@ def _summary_metrics(history: list[dict[str, float]]) -> dict[str, Any]:
         "final": {k: float(v) for k, v in last.items() if k not in ("epoch", "samples")},
         "loss_curve": [float(h["loss"]) for h in history],
     }
+
+
+def _run_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """How the run was executed (metrics): precision and loader processes."""
+    return {"precision": str(params.get("precision", "fp32")), "num_workers": int(params.get("num_workers", 0))}
 
 
 def _finish(out: str | Path, model, arch: str, config: dict, extra: dict) -> None:
@@ -465,9 +495,9 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
         return torch.stack([computed[key] if key in computed else feature_cache[key] for key in keys])
 
     def step(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        target = batch["face"].to(device)
+        target = batch["face"].to(device, non_blocking=True)
         if "feature" in batch:
-            feature = batch["feature"].to(device)
+            feature = batch["feature"].to(device, non_blocking=True)
         else:
             feature = corpus_features(list(batch["key"]), target)
         recon = model(feature)
@@ -476,9 +506,10 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
         return loss, {k: float(v) for k, v in parts.items() if k != "total"}
 
     run_id = fingerprint({"params": params, "config": config})
-    history = fit(model, dataset, step, params, out, plots_dir, run_id, "train_decoder")
+    history = fit(model, dataset, step, params, out, plots_dir, run_id, "train_decoder", device)
     _finish(out, model, ARCH_DECODER, config, {"feature_relu": feature_relu(features_dir), "history": history})
-    metrics = {**_summary_metrics(history), "feature_dim": dim, "image_size": image_size, "faces": faces}
+    metrics = {**_summary_metrics(history), "feature_dim": dim, "image_size": image_size, "faces": faces,
+               **_run_settings(params)}
     write_json(metrics_path, metrics)
     return metrics
 
@@ -518,17 +549,17 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     lambdas = tuple(float(x) for x in params["lambdas"])
 
     def step(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        true = batch["feature"].to(device)
+        true = batch["feature"].to(device, non_blocking=True)
         speech = model(spec_batch(batch, device, channels_last=True), select_prior(batch["key"]))
         loss, parts = tri_item_loss(true, speech, decoder.fc1, face_encoder.classify, lambdas)
         return loss, {k: float(v) for k, v in parts.items() if k != "total"}
 
     run_id = fingerprint({"params": params, "config": config, "variant": variant.name})
-    history = fit(model, dataset, step, params, out, plots_dir, run_id, f"train_encoder[{variant.name}]")
+    history = fit(model, dataset, step, params, out, plots_dir, run_id, f"train_encoder[{variant.name}]", device)
     _finish(out, model, ARCH_ENCODER, config,
             {"variant": variant.name, "prior": variant.prior, "subset": variant.subset,
              "feature_relu": feature_relu(features_dir), "history": history})
-    metrics = {**_summary_metrics(history), "variant": variant.name, "feature_dim": dim}
+    metrics = {**_summary_metrics(history), "variant": variant.name, "feature_dim": dim, **_run_settings(params)}
     write_json(metrics_path, metrics)
     return metrics
 

@@ -229,3 +229,34 @@ def test_missing_gender_prediction_stays_none(tmp_path):
     assert predictions == {"a": (None, None), "b": ("F", "M")}
     assert training.sample_gender({"key": "a"}, predictions) is None
     assert training.sample_gender({"key": "b", "gender": "F"}, predictions) == "F"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_is_recorded(workspace, tmp_path, precision):
+    """Autocast (and fp16's GradScaler) through the one training loop: finite losses, fp32 weights, recorded."""
+    params = {**TINY_ENCODER, "precision": precision, "num_workers": 0}
+    metrics = train_encoder("non_prior", workspace["shards"], workspace["features"], workspace["priors"],
+                            workspace["gender"], workspace["models"] / "decoder.pt", workspace["face_encoder"],
+                            tmp_path / "enc.pt", tmp_path / "enc.json", tmp_path / "plots", params)
+    assert metrics["precision"] == precision and np.isfinite(metrics["final"]["loss"])
+    model, _ = load_checkpoint(tmp_path / "enc.pt", "speech_encoder")
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_unknown_precision_is_one_sentence(workspace, tmp_path):
+    with pytest.raises(TrainingError, match=r"^precision must be one of fp32, bf16, fp16, got 'fp8'$"):
+        train_encoder("non_prior", workspace["shards"], workspace["features"], workspace["priors"],
+                      workspace["gender"], workspace["models"] / "decoder.pt", workspace["face_encoder"],
+                      tmp_path / "enc.pt", tmp_path / "enc.json", tmp_path / "plots",
+                      {**TINY_ENCODER, "precision": "fp8"})
+
+
+def test_loader_workers_read_every_sample_once_per_epoch(workspace):
+    from pipeline.datasets import SplitDataset, make_loader
+
+    dataset = SplitDataset(workspace["shards"], "train", fields=("meta",), shuffle=True, seed=0, buffer_size=4)
+    keys_by_workers = {}
+    for workers in (0, 2):
+        dataset.set_epoch(1)
+        keys_by_workers[workers] = [k for batch in make_loader(dataset, 3, num_workers=workers) for k in batch["key"]]
+    assert sorted(keys_by_workers[2]) == sorted(keys_by_workers[0]) and len(set(keys_by_workers[2])) == 8
