@@ -313,8 +313,13 @@ def fit(
     live = _open_live(plots_dir)
     for row in history:  # replay finished epochs so the curves are complete after a resume
         _log_epoch(live, row)
-    loader = make_loader(dataset, int(params["batch_size"]), int(params.get("num_workers", 0)),
-                         pin_memory=device.type == "cuda")
+    workers = int(params.get("num_workers", 0))
+    shards = len(getattr(dataset, "shard_paths", ()) or ())
+    if shards and workers > shards:
+        raise TrainingError(f"{desc}: num_workers {workers} is more than the split's {shards} shard(s), and each "
+                            f"worker reads whole shards, so {workers - shards} would read nothing; use at most "
+                            f"{shards}")
+    loader = make_loader(dataset, int(params["batch_size"]), workers, pin_memory=device.type == "cuda")
     bar = tqdm(range(start, epochs), desc=desc, unit="epoch", file=sys.stderr, initial=start, total=epochs)
     for epoch in bar:
         model.train()

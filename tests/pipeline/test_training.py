@@ -260,3 +260,14 @@ def test_loader_workers_read_every_sample_once_per_epoch(workspace):
         dataset.set_epoch(1)
         keys_by_workers[workers] = [k for batch in make_loader(dataset, 3, num_workers=workers) for k in batch["key"]]
     assert sorted(keys_by_workers[2]) == sorted(keys_by_workers[0]) and len(set(keys_by_workers[2])) == 8
+
+
+def test_more_loader_workers_than_shards_is_one_sentence(workspace, tmp_path):
+    from pipeline.datasets import SplitDataset
+
+    shards = len(SplitDataset(workspace["shards"], "train").shard_paths)
+    with pytest.raises(TrainingError, match=rf"num_workers {shards + 1} is more than the split's {shards} shard"):
+        train_encoder("non_prior", workspace["shards"], workspace["features"], workspace["priors"],
+                      workspace["gender"], workspace["models"] / "decoder.pt", workspace["face_encoder"],
+                      tmp_path / "enc.pt", tmp_path / "enc.json", tmp_path / "plots",
+                      {**TINY_ENCODER, "num_workers": shards + 1})
