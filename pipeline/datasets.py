@@ -9,6 +9,7 @@ with ``(seed, epoch)``, so ``set_epoch`` gives a new but reproducible order ever
 """
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -118,6 +119,7 @@ class SplitDataset(IterableDataset):
         self.buffer_size = max(1, int(buffer_size))
         self.keep = keep
         self.epoch = 0
+        self.rank, self.world_size, self.per_rank = 0, 1, None
         self.shard_paths = [Path(p) for p in _shards_module().list_shards(self.shards_dir, split)]
         if not self.shard_paths:
             raise DatasetError(f"no '{split}' shards in {self.shards_dir} (empty split?)")
@@ -128,6 +130,27 @@ class SplitDataset(IterableDataset):
                     f"features in {self.features_dir} do not cover shard(s) {', '.join(missing[:3])}"
                     " (rerun the features stage)"
                 )
+
+    def count(self) -> int:
+        """Samples in the split that ``keep`` keeps (one pass over the shards' meta)."""
+        shards = _shards_module()
+        return sum(1 for sample in shards.iter_samples(self.shard_paths, fields=["meta"])
+                   if self.keep is None or self.keep(sample.get("meta") or {}))
+
+    def split_for_rank(self, rank: int, world_size: int) -> int:
+        """Make this rank read every ``world_size``-th sample of the epoch's (seeded, rank-independent) order,
+        starting at ``rank``, and stop after ``count() // world_size``: every rank gets the same number of samples
+        and so of batches (DistributedDataParallel hangs at an epoch's end otherwise); the remainder, at most
+        ``world_size - 1`` samples, waits for another epoch's order. Returns the samples per rank."""
+        if world_size > 1:
+            total = self.count()
+            if total < world_size:
+                raise DatasetError(f"the '{self.split}' split has {total} sample(s) for {world_size} processes: "
+                                   f"every process needs at least one")
+            self.rank, self.world_size, self.per_rank = int(rank), int(world_size), total // int(world_size)
+        else:
+            self.rank, self.world_size, self.per_rank = 0, 1, None
+        return self.per_rank if self.per_rank is not None else -1
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose shuffle order the next iteration uses (order = f(seed, epoch))."""
@@ -174,9 +197,11 @@ class SplitDataset(IterableDataset):
         paths = self._shards_for_this_worker(shard_rng)
         stream = (item for shard in paths for item in self._iter_shard(shard))
         if self.shuffle:
-            yield from _buffered_shuffle(stream, self.buffer_size, buffer_rng)
-        else:
-            yield from stream
+            stream = _buffered_shuffle(stream, self.buffer_size, buffer_rng)
+        if self.per_rank is not None:  # DDP: this rank's stride of the shared order, the same length on every rank
+            stream = itertools.islice((item for i, item in enumerate(stream) if i % self.world_size == self.rank),
+                                      self.per_rank)
+        yield from stream
 
 
 def _stem(path: Path) -> str:

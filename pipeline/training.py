@@ -269,7 +269,7 @@ def autocast_dtype(params: dict[str, Any]) -> torch.dtype | None:
 def fit(
     model: torch.nn.Module,
     dataset,
-    step: Callable[[dict], tuple[torch.Tensor, dict[str, float]]],
+    step: Callable[[dict, torch.nn.Module], tuple[torch.Tensor, dict[str, float]]],
     params: dict[str, Any],
     out: str | Path,
     plots_dir: str | Path,
@@ -279,17 +279,20 @@ def fit(
 ) -> list[dict[str, float]]:
     """Train ``model`` for ``params['epochs']`` epochs over ``dataset``; returns per-epoch mean losses.
 
-    ``step(batch)`` returns the batch loss (with graph) and its parts as floats; it runs under autocast when
+    ``step(batch, net)`` runs ``net`` (the model, or its DistributedDataParallel wrapper under torchrun) and
+    returns the batch loss (with graph) and its parts as floats; it runs under autocast when
     ``params['precision']`` is bf16 or fp16 (fp16 with a GradScaler; the losses keep their image terms in fp32).
     ``params['num_workers']`` loader processes read the shards (each its own shards); batches are pinned for
     non-blocking copies when ``device`` is CUDA. Resumes from the state beside ``out`` when it matches
     ``run_fingerprint``; writes one dvclive step per epoch. After the last epoch the BatchNorm running statistics
     are recomputed from the final weights (``recalibrate_batchnorm``).
     """
+    from pipeline import distributed
     from pipeline.datasets import make_loader
     from pipeline.metrics import RunningMean
 
     device = device if device is not None else torch.device("cpu")
+    rank = distributed.setup(device)
     amp_dtype = autocast_dtype(params)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     optimizer, scheduler = make_optimizer(model, params)
@@ -310,29 +313,39 @@ def fit(
             print(f"resuming {desc} from epoch {start} ({resume.name})", file=sys.stderr)
         else:
             print(f"ignoring {resume.name}: written with other params", file=sys.stderr)
-    live = _open_live(plots_dir)
-    for row in history:  # replay finished epochs so the curves are complete after a resume
+    live = _open_live(plots_dir) if rank.main else None  # rank 0 alone writes curves, resume state, checkpoints
+    for row in history if live is not None else ():  # replay finished epochs: complete curves after a resume
         _log_epoch(live, row)
     workers = int(params.get("num_workers", 0))
+    net = model
+    if rank.distributed:
+        if workers:
+            raise TrainingError(f"{desc}: num_workers must be 0 when nproc > 1 (a rank's stride of the samples is "
+                                f"taken in the training process)")
+        dataset.split_for_rank(rank.rank, rank.world_size)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     shards = len(getattr(dataset, "shard_paths", ()) or ())
     if shards and workers > shards:
         raise TrainingError(f"{desc}: num_workers {workers} is more than the split's {shards} shard(s), and each "
                             f"worker reads whole shards, so {workers - shards} would read nothing; use at most "
                             f"{shards}")
     loader = make_loader(dataset, int(params["batch_size"]), workers, pin_memory=device.type == "cuda")
-    bar = tqdm(range(start, epochs), desc=desc, unit="epoch", file=sys.stderr, initial=start, total=epochs)
+    bar = tqdm(range(start, epochs), desc=desc, unit="epoch", file=sys.stderr, initial=start, total=epochs,
+               disable=not rank.main)
     for epoch in bar:
         model.train()
         dataset.set_epoch(epoch)
         running = RunningMean()
         skipped = 0
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, file=sys.stderr):
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False, file=sys.stderr,
+                          disable=not rank.main):
             n = len(batch["key"])
             if n < 2:  # BatchNorm cannot train on a single sample; the last tiny batch is skipped
                 skipped += n
                 continue
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss, parts = step(batch)
+                loss, parts = step(batch, net)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -345,19 +358,28 @@ def fit(
             raise TrainingError(f"{desc}: no training samples (empty split or subset)")
         row = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"]), "samples": running.count,
                **running.means()}
+        if rank.distributed:  # epoch means over every rank's samples (each rank holds only its own sums)
+            names = sorted(k for k in row if k not in ("epoch", "lr", "samples"))
+            summed = distributed.all_sum([running.count] + [row[k] * running.count for k in names], device)
+            row.update(samples=int(summed[0]), **{k: v / summed[0] for k, v in zip(names, summed[1:])})
         scheduler.step()
         history.append(row)
-        _log_epoch(live, row)
-        bar.set_postfix(loss=f"{row['loss']:.4f}")
-        with atomic_path(resume) as tmp:
-            torch.save({"fingerprint": run_fingerprint, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                        "epoch": epoch + 1, "history": history}, tmp)
-    # Running BatchNorm statistics from the final weights (see recalibrate_batchnorm), in a fixed order.
+        if rank.main:
+            _log_epoch(live, row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            with atomic_path(resume) as tmp:
+                torch.save({"fingerprint": run_fingerprint, "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                            "epoch": epoch + 1, "history": history}, tmp)
+    # Running BatchNorm statistics from the final weights (see recalibrate_batchnorm), in a fixed order, over the
+    # whole split (rank 0 writes the checkpoint; under DDP every rank computes the same, from all samples).
+    dataset.split_for_rank(0, 1)
     dataset.set_epoch(epochs)
-    recalibrate_batchnorm(model, loader, step)
-    live.end()
+    recalibrate_batchnorm(model, make_loader(dataset, int(params["batch_size"]), workers),
+                          lambda batch: step(batch, model))
+    if live is not None:
+        live.end()
     return history
 
 
@@ -421,14 +443,27 @@ def _summary_metrics(history: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
+def current_rank_is_main() -> bool:
+    from pipeline.distributed import current
+
+    return current().main
+
+
 def _run_settings(params: dict[str, Any]) -> dict[str, Any]:
-    """How the run was executed (metrics): precision and loader processes."""
-    return {"precision": str(params.get("precision", "fp32")), "num_workers": int(params.get("num_workers", 0))}
+    """How the run was executed (metrics): precision, loader processes and data-parallel processes."""
+    from pipeline.distributed import current
+
+    return {"precision": str(params.get("precision", "fp32")), "num_workers": int(params.get("num_workers", 0)),
+            "world_size": current().world_size}
 
 
 def _finish(out: str | Path, model, arch: str, config: dict, extra: dict) -> None:
+    """Rank 0 saves the checkpoint and removes the resume state (other ranks hold the same weights)."""
     from pipeline.checkpoints import save_checkpoint
+    from pipeline.distributed import current
 
+    if not current().main:
+        return
     save_checkpoint(out, model.cpu(), arch, config, extra)
     resume = resume_path_for(out)
     if resume.exists():
@@ -457,9 +492,10 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
     from models.losses import DecoderLoss
     from pipeline.datasets import SplitDataset
     from pipeline.device import resolve_device, seed_everything
+    from pipeline.distributed import rank_device
     from pipeline.feature_files import feature_dim, feature_relu
 
-    device = resolve_device(params.get("device", "auto"))
+    device = rank_device(resolve_device(params.get("device", "auto")))  # cuda:<LOCAL_RANK> under torchrun
     seed_everything(int(params["seed"]))
     dim = feature_dim(features_dir)
     face_encoder, _ = load_face_encoder(face_encoder_path, features_dir, device)
@@ -499,13 +535,13 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
                     feature_cache[keys[i]] = row
         return torch.stack([computed[key] if key in computed else feature_cache[key] for key in keys])
 
-    def step(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
         target = batch["face"].to(device, non_blocking=True)
         if "feature" in batch:
             feature = batch["feature"].to(device, non_blocking=True)
         else:
             feature = corpus_features(list(batch["key"]), target)
-        recon = model(feature)
+        recon = net(feature)
         recon_feature = face_encoder.features(recon) if use_cos else None
         loss, parts = criterion(recon, target, recon_feature, feature if use_cos else None)
         return loss, {k: float(v) for k, v in parts.items() if k != "total"}
@@ -515,7 +551,8 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
     _finish(out, model, ARCH_DECODER, config, {"feature_relu": feature_relu(features_dir), "history": history})
     metrics = {**_summary_metrics(history), "feature_dim": dim, "image_size": image_size, "faces": faces,
                **_run_settings(params)}
-    write_json(metrics_path, metrics)
+    if current_rank_is_main():
+        write_json(metrics_path, metrics)
     return metrics
 
 
@@ -531,10 +568,11 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     from models.losses import tri_item_loss
     from pipeline.datasets import SplitDataset, spec_batch
     from pipeline.device import resolve_device, seed_everything
+    from pipeline.distributed import rank_device
     from pipeline.feature_files import feature_dim, feature_relu
 
     variant = get_variant(variant_name)
-    device = resolve_device(params.get("device", "auto"))
+    device = rank_device(resolve_device(params.get("device", "auto")))  # cuda:<LOCAL_RANK> under torchrun
     seed_everything(int(params["seed"]))
     dim = feature_dim(features_dir)
     priors = load_priors(priors_dir, dim, priors_needed(variant)) if variant.prior is not None else None
@@ -553,9 +591,9 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     select_prior = PriorSelector(variant, priors, predictions, device)
     lambdas = tuple(float(x) for x in params["lambdas"])
 
-    def step(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
         true = batch["feature"].to(device, non_blocking=True)
-        speech = model(spec_batch(batch, device, channels_last=True), select_prior(batch["key"]))
+        speech = net(spec_batch(batch, device, channels_last=True), select_prior(batch["key"]))
         loss, parts = tri_item_loss(true, speech, decoder.fc1, face_encoder.classify, lambdas)
         return loss, {k: float(v) for k, v in parts.items() if k != "total"}
 
@@ -565,7 +603,8 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
             {"variant": variant.name, "prior": variant.prior, "subset": variant.subset,
              "feature_relu": feature_relu(features_dir), "history": history})
     metrics = {**_summary_metrics(history), "variant": variant.name, "feature_dim": dim, **_run_settings(params)}
-    write_json(metrics_path, metrics)
+    if current_rank_is_main():
+        write_json(metrics_path, metrics)
     return metrics
 
 
@@ -574,20 +613,25 @@ def project_errors() -> tuple[type[BaseException], ...]:
     from models import ModelConfigError
     from pipeline.checkpoints import CheckpointError
     from pipeline.datasets import DatasetError
+    from pipeline.distributed import DistributedError
     from pipeline.feature_files import FeaturesError
     from pipeline.media import MediaError
     from pipeline.params import ParamsError
     from pipeline.shards import ShardError
 
-    return (TrainingError, ModelConfigError, CheckpointError, DatasetError, FeaturesError, MediaError,
-            ParamsError, ShardError, FileNotFoundError)
+    return (TrainingError, ModelConfigError, CheckpointError, DatasetError, DistributedError, FeaturesError,
+            MediaError, ParamsError, ShardError, FileNotFoundError)
 
 
 def run_main(body: Callable[[], str], extra_errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run a stage body; print its summary line, or ``error: <one sentence>`` and return 2 on bad input."""
+    from pipeline.distributed import current
+
     errors = project_errors() + tuple(extra_errors)
     try:
-        print(body())
+        summary = body()
+        if current().main:  # under torchrun every rank runs the body; one summary line
+            print(summary)
     except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from pipeline.distributed import relaunched_summary
 from pipeline.params import load_section
 from pipeline.training import elapsed, run_main, train_decoder
 
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> str:
         start = time.perf_counter()
         params = load_section("train_decoder")
+        launched = relaunched_summary(params, "stages.train_decoder", argv, "train_decoder")
+        if launched is not None:
+            return launched
         m = train_decoder(args.corpus, args.shards, args.features, args.face_encoder, args.out, args.metrics, args.plots, params)
         return (f"train_decoder: {m['epochs']} epochs x {m['samples_per_epoch']} samples, loss "
                 f"{m['first_epoch_loss']:.4f} -> {m['final']['loss']:.4f} in {elapsed(start)} -> {args.out}")

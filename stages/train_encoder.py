@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from pipeline.distributed import relaunched_summary
 from pipeline.params import load_section
 from pipeline.training import VARIANTS, elapsed, run_main, train_encoder
 
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> str:
         start = time.perf_counter()
         params = load_section("train_encoder")
+        launched = relaunched_summary(params, "stages.train_encoder", argv, "train_encoder")
+        if launched is not None:
+            return launched
         m = train_encoder(args.variant, args.shards, args.features, args.priors, args.gender, args.decoder,
                           args.face_encoder, args.out, args.metrics, args.plots, params)
         return (f"train_encoder[{args.variant}]: {m['epochs']} epochs x {m['samples_per_epoch']} samples, loss "

@@ -1,0 +1,97 @@
+"""Data-parallel training under the real torchrun, gloo on 127.0.0.1, started and stopped by each test."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.distributed import DistributedError, torchrun_command
+from pipeline.testing.training import make_training_inputs
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 240  # seconds: a DDP run whose ranks disagree on the number of batches hangs; the test then fails
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    make_training_inputs(root)  # 8 train samples with features
+    return root
+
+
+def _run(root, out, batch_size, nproc, drop=0):
+    module = ["-m", "pipeline.testing.ddp", "--root", str(root), "--out", str(out), "--batch-size", str(batch_size),
+              "--drop", str(drop)]
+    launcher = [sys.executable] if nproc == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1"}
+    try:
+        proc = subprocess.run(launcher + module, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{nproc}-process run did not finish in {TIMEOUT} s (ranks waiting on each other)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return torch.load(out, weights_only=True), json.loads(out.with_suffix(".json").read_text())
+
+
+def test_two_processes_end_with_the_weights_of_one_on_the_same_global_batch(inputs, tmp_path):
+    one, one_log = _run(inputs, tmp_path / "one.pt", batch_size=4, nproc=1)
+    two, two_log = _run(inputs, tmp_path / "two.pt", batch_size=2, nproc=2)
+    assert two_log["world_size"] == 2 and one_log["world_size"] == 1
+    for name in one:
+        assert torch.allclose(one[name], two[name], atol=1e-6), (name, (one[name] - two[name]).abs().max())
+    assert [h["samples"] for h in two_log["history"]] == [8, 8]
+    for a, b in zip(one_log["history"], two_log["history"]):
+        assert abs(a["loss"] - b["loss"]) < 1e-6
+
+
+def test_an_uneven_sample_count_does_not_hang(inputs, tmp_path):
+    # 7 samples for 2 ranks: each gets 3 (one waits for another epoch), batches of 2 then 1 on both ranks
+    _, log = _run(inputs, tmp_path / "uneven.pt", batch_size=2, nproc=2, drop=1)
+    assert [h["samples"] for h in log["history"]] == [4, 4]  # the 1-sample batch is skipped on both ranks
+
+
+def test_torchrun_command_for_one_and_many_nodes(monkeypatch):
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert torchrun_command({"nproc": 1}, "stages.train_encoder", ["--x"]) is None
+    single = torchrun_command({"nproc": 2}, "stages.train_encoder", ["--x"])
+    assert single[1:] == ["-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m",
+                          "stages.train_encoder", "--x"]
+    multi = torchrun_command({"nproc": 4, "nnodes": 2, "rdzv_endpoint": "10.0.0.1:29400"}, "m", [])
+    assert "--nnodes=2" in multi and "--rdzv_endpoint=10.0.0.1:29400" in multi and "--standalone" not in multi
+    with pytest.raises(DistributedError, match="nnodes 2 needs rdzv_endpoint"):
+        torchrun_command({"nproc": 1, "nnodes": 2}, "m", [])
+    monkeypatch.setenv("LOCAL_RANK", "0")  # already under torchrun: never launch again
+    assert torchrun_command({"nproc": 2}, "m", []) is None
+
+
+def test_the_train_decoder_stage_reruns_itself_under_torchrun(inputs, tmp_path):
+    """The stage's own command with ``nproc: 2``: one launcher, two ranks, rank 0's checkpoint and metrics."""
+    import yaml
+
+    from pipeline.checkpoints import read_header
+    from pipeline.testing.training import TINY_DECODER
+
+    params = {**TINY_DECODER, "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": ""}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train_decoder": params}), encoding="utf-8")
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "stages.train_decoder", "--corpus", str(inputs / "shards"),
+               "--shards", str(inputs / "shards"), "--features", str(inputs / "features"),
+               "--face-encoder", str(inputs / "models" / "face_encoder.pt"), "--out", str(tmp_path / "decoder.pt"),
+               "--metrics", str(tmp_path / "decoder.json"), "--plots", str(tmp_path / "plots")]
+    try:
+        proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the 2-process stage did not finish in {TIMEOUT} s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == \
+        "train_decoder: trained by 2 processes under torchrun (rank 0 wrote the outputs)"
+    assert proc.stdout.count("train_decoder: 2 epochs") == 1  # rank 0's summary only
+    metrics = json.loads((tmp_path / "decoder.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["samples_per_epoch"] == 8
+    assert read_header(tmp_path / "decoder.pt")["config"]["feature_dim"] > 0
