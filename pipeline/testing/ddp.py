@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     params = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.01, "beta1": 0.5, "eps": 1e-4,
               "lr_decay": 1.0, "lr_decay_every": 1, "num_workers": 0, "precision": "fp32"}
-    history = fit(model, dataset, step, params, args.out.with_suffix(".resume"), args.out.parent / "plots",
+    history = fit(model, dataset, step, params, args.out, args.out.parent / "plots",
                   "ddp-test", "ddp-test")
     if current().main:
         torch.save(model.state_dict(), args.out)

@@ -12,6 +12,7 @@ import torch
 
 from pipeline.distributed import DistributedError, torchrun_command
 from pipeline.testing.training import make_training_inputs
+from pipeline.training import resume_path_for
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 240  # seconds: a DDP run whose ranks disagree on the number of batches hangs; the test then fails
@@ -24,9 +25,9 @@ def inputs(tmp_path_factory):
     return root
 
 
-def _run(root, out, batch_size, nproc, drop=0):
+def _run(root, out, batch_size, nproc, drop=0, epochs=2):
     module = ["-m", "pipeline.testing.ddp", "--root", str(root), "--out", str(out), "--batch-size", str(batch_size),
-              "--drop", str(drop)]
+              "--drop", str(drop), "--epochs", str(epochs)]
     launcher = [sys.executable] if nproc == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1"}
@@ -35,7 +36,9 @@ def _run(root, out, batch_size, nproc, drop=0):
     except subprocess.TimeoutExpired:
         pytest.fail(f"{nproc}-process run did not finish in {TIMEOUT} s (ranks waiting on each other)")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return torch.load(out, weights_only=True), json.loads(out.with_suffix(".json").read_text())
+    log = json.loads(out.with_suffix(".json").read_text())
+    log["stderr"] = proc.stderr
+    return torch.load(out, weights_only=True), log
 
 
 def test_two_processes_end_with_the_weights_of_one_on_the_same_global_batch(inputs, tmp_path):
@@ -95,3 +98,15 @@ def test_the_train_decoder_stage_reruns_itself_under_torchrun(inputs, tmp_path):
     metrics = json.loads((tmp_path / "decoder.json").read_text())
     assert metrics["world_size"] == 2 and metrics["samples_per_epoch"] == 8
     assert read_header(tmp_path / "decoder.pt")["config"]["feature_dim"] > 0
+
+
+def test_an_interrupted_ddp_run_resumes_from_its_last_epoch(inputs, tmp_path):
+    """2 processes for 1 epoch leave rank 0's resume state; a 2-epoch run beside it starts at epoch 2 and ends
+    with the weights of an uninterrupted 2-epoch run."""
+    straight, _ = _run(inputs, tmp_path / "straight.pt", batch_size=2, nproc=2)
+    _run(inputs, tmp_path / "resumed.pt", batch_size=2, nproc=2, epochs=1)
+    assert resume_path_for(tmp_path / "resumed.pt").is_file()  # rank 0's state after epoch 1
+    resumed, log = _run(inputs, tmp_path / "resumed.pt", batch_size=2, nproc=2)
+    assert "resuming ddp-test from epoch 1" in log["stderr"] and [h["epoch"] for h in log["history"]] == [1, 2]
+    for name in straight:
+        assert torch.allclose(straight[name], resumed[name], atol=1e-6), name
