@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline.distributed import current
 from pipeline.io import atomic_path, dumps_json, write_json
 
 
@@ -373,11 +374,12 @@ def fit(
                             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                             "epoch": epoch + 1, "history": history}, tmp)
     # Running BatchNorm statistics from the final weights (see recalibrate_batchnorm), in a fixed order, over the
-    # whole split (rank 0 writes the checkpoint; under DDP every rank computes the same, from all samples).
-    dataset.split_for_rank(0, 1)
-    dataset.set_epoch(epochs)
-    recalibrate_batchnorm(model, make_loader(dataset, int(params["batch_size"]), workers),
-                          lambda batch: step(batch, model))
+    # whole split, by rank 0 alone: only its checkpoint is written.
+    if rank.main:
+        dataset.split_for_rank(0, 1)
+        dataset.set_epoch(epochs)
+        recalibrate_batchnorm(model, make_loader(dataset, int(params["batch_size"]), workers),
+                              lambda batch: step(batch, model))
     if live is not None:
         live.end()
     return history
@@ -443,16 +445,8 @@ def _summary_metrics(history: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def current_rank_is_main() -> bool:
-    from pipeline.distributed import current
-
-    return current().main
-
-
 def _run_settings(params: dict[str, Any]) -> dict[str, Any]:
     """How the run was executed (metrics): precision, loader processes and data-parallel processes."""
-    from pipeline.distributed import current
-
     return {"precision": str(params.get("precision", "fp32")), "num_workers": int(params.get("num_workers", 0)),
             "world_size": current().world_size}
 
@@ -460,7 +454,6 @@ def _run_settings(params: dict[str, Any]) -> dict[str, Any]:
 def _finish(out: str | Path, model, arch: str, config: dict, extra: dict) -> None:
     """Rank 0 saves the checkpoint and removes the resume state (other ranks hold the same weights)."""
     from pipeline.checkpoints import save_checkpoint
-    from pipeline.distributed import current
 
     if not current().main:
         return
@@ -551,7 +544,7 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
     _finish(out, model, ARCH_DECODER, config, {"feature_relu": feature_relu(features_dir), "history": history})
     metrics = {**_summary_metrics(history), "feature_dim": dim, "image_size": image_size, "faces": faces,
                **_run_settings(params)}
-    if current_rank_is_main():
+    if current().main:
         write_json(metrics_path, metrics)
     return metrics
 
@@ -603,7 +596,7 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
             {"variant": variant.name, "prior": variant.prior, "subset": variant.subset,
              "feature_relu": feature_relu(features_dir), "history": history})
     metrics = {**_summary_metrics(history), "variant": variant.name, "feature_dim": dim, **_run_settings(params)}
-    if current_rank_is_main():
+    if current().main:
         write_json(metrics_path, metrics)
     return metrics
 
@@ -625,8 +618,6 @@ def project_errors() -> tuple[type[BaseException], ...]:
 
 def run_main(body: Callable[[], str], extra_errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run a stage body; print its summary line, or ``error: <one sentence>`` and return 2 on bad input."""
-    from pipeline.distributed import current
-
     errors = project_errors() + tuple(extra_errors)
     try:
         summary = body()
