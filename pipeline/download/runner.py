@@ -5,7 +5,7 @@ Shards are built in a work directory beside the output (``<out>.partial``, not a
 complete when its stats JSON exists (written last) and records the plan's fingerprint. Every row ends as exactly
 one ``ok`` or ``rejected`` attempt, after any ``retry`` attempts.
 
-Resume is per row (``RowLedger``): each row of a shard not yet written is kept in ``<work>/rows/<shard>/`` as soon as
+Resume is per row (``RowLedger``): each row of a shard not yet written is kept in ``<work>/rows/<shard>.<fingerprint>/`` as soon as
 it is fetched, so a rerun after a block, a kill or a crash fetches only the rows whose last attempt was retryable
 (network, timeout, blocked), and never a clip twice. A written shard whose rows were rejected for a retryable
 reason is reopened on the next run the same way. Blocked attempts are about this machine, not the row: they are
@@ -401,7 +401,7 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
 def reopen_shard(directory: Path, plan: ShardPlan, work_dir: Path) -> bool:
     """Turn a written shard with rows rejected for a retryable reason back into a ledger; False when it has none.
 
-    Its clips and attempts move into ``<work>/rows/<shard>/`` and its files are removed (stats first), so the
+    Its clips and attempts move into its ledger (``ledger_dir``) and its files are removed (stats first), so the
     run fetches only those rows again and rewrites the shard.
     """
     stats = read_json(directory / f"{plan.name}.stats.json")
