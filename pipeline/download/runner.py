@@ -5,7 +5,8 @@ Shards are built in a work directory beside the output (``<out>.partial``, not a
 complete when its stats JSON exists (written last) and records the plan's fingerprint. Every row ends as exactly
 one ``ok`` or ``rejected`` attempt, after any ``retry`` attempts.
 
-Resume is per row (``RowLedger``): each row of a shard not yet written is kept in ``<work>/rows/<shard>.<fingerprint>/`` as soon as
+Resume is per row (``RowLedger``): each row of a shard not yet written is kept in
+``<work>/rows/<shard>.<fingerprint>/`` as soon as
 it is fetched, so a rerun after a block, a kill or a crash fetches only the rows whose last attempt was retryable
 (network, timeout, blocked), and never a clip twice. A written shard whose rows were rejected for a retryable
 reason is reopened on the next run the same way. Blocked attempts are about this machine, not the row: they are
@@ -164,7 +165,7 @@ class RowOutcome:
 
 
 class RowLedger:
-    """The rows of one unwritten shard fetched so far, in ``<work>/rows/<shard>/``, kept across runs.
+    """The rows of one unwritten shard fetched so far, in ``<work>/rows/<shard>.<fingerprint>/``, kept across runs.
 
     A row leaves ``<key>.json`` (its attempts and, when ok, its tar record), written after its clip
     ``<key>.clip``, so that a kill never leaves a record without its clip. The folder goes when the shard is
