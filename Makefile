@@ -35,7 +35,7 @@ sweep-priors: setup
 	@python -m pipeline.sweep $(if $(SWEEP_N),--n $(SWEEP_N)) $(if $(SWEEP_VARIANTS),--variants $(SWEEP_VARIANTS))
 
 test: setup
-	@python -m pytest -q -n 2 --durations=15 $(PYTEST_ARGS) tests
+	@python -m pytest -q -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS) tests
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "==> $$b"; python $$b || exit 1; done

@@ -8,6 +8,7 @@ files. Readers are in ``pipeline.feature_files``.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline.engine import EngineSettings, describe, run_units
 from pipeline.feature_files import FeaturesError, keys_path
 from pipeline.io import atomic_path, atomic_write_bytes, write_json
 
@@ -62,22 +64,76 @@ def encode_faces(model: torch.nn.Module, faces: Sequence[np.ndarray], device: to
     return model.features(x).float().cpu().numpy()
 
 
+@dataclass(frozen=True)
+class FeatureJob:
+    """One features unit: a shard, the face encoder and where its features go (picklable, for Ray tasks)."""
+
+    shard: str
+    face_encoder: str
+    out_dir: str
+    fc7_relu: bool
+    batch_size: int
+    device: str
+
+
+#: the face encoder loaded in this process, by (path, size, mtime, relu, device): a Ray worker keeps it between shards
+_MODELS: dict[tuple, torch.nn.Module] = {}
+
+
+def _face_encoder_for(job: FeatureJob) -> torch.nn.Module:
+    from pipeline.checkpoints import load_checkpoint
+    from pipeline.device import resolve_device
+
+    stat = Path(job.face_encoder).stat()
+    key = (job.face_encoder, stat.st_size, stat.st_mtime_ns, job.fc7_relu, job.device)
+    if key not in _MODELS:
+        _MODELS.clear()
+        model, _ = load_checkpoint(job.face_encoder, expected_arch="vggface")
+        model.fc7_relu = bool(job.fc7_relu)
+        _MODELS[key] = model.eval().to(resolve_device(job.device))
+    return _MODELS[key]
+
+
+def feature_shard(job: FeatureJob) -> int:
+    """A unit of the features stage (here or as a Ray task): write ``{stem}.npy`` and ``{stem}.keys.txt`` of one
+    shard; returns its sample count. ``job.device`` is resolved on the node that runs it (``auto``: its GPU)."""
+    from pipeline.shards import iter_samples
+
+    model = _face_encoder_for(job)
+    device = next(model.parameters()).device
+    shard = Path(job.shard)
+    keys: list[str] = []
+    parts: list[np.ndarray] = []
+    for batch in _batches(iter_samples([shard], fields=["face"]), int(job.batch_size)):
+        faces = [s["face"] for s in batch]
+        size = faces[0].shape[0]
+        if size != model.image_size:
+            raise FeaturesError(f"shard {shard.name} has {size}x{size} faces but the face encoder expects "
+                                f"{model.image_size}x{model.image_size}")
+        keys.extend(s["key"] for s in batch)
+        parts.append(encode_faces(model, faces, device))
+    array = np.concatenate(parts) if parts else np.zeros((0, int(model.feature_dim)), dtype=np.float32)
+    write_feature_shard(job.out_dir, shard.name.split(".")[0], keys, array)
+    return len(keys)
+
+
 def extract_features(
     shards_dir: str | Path,
     face_encoder_path: str | Path,
     out_dir: str | Path,
     fc7_relu: bool,
     batch_size: int,
-    device: torch.device,
+    device: str,
     splits: Sequence[str] = SPLITS,
+    engine: EngineSettings | None = None,
 ) -> dict[str, Any]:
-    """Write the features of every shard of ``splits``; returns a summary (counts, dim, seconds)."""
+    """Write the features of every shard of ``splits``, one unit of ``engine`` per shard (``pipeline.engine``),
+    then ``meta.json`` (last); returns a summary (counts, dim, seconds). ``device``: ``auto``, ``cpu``, ``cuda``
+    (resolved where each shard runs)."""
     from pipeline.checkpoints import load_checkpoint
-    from pipeline.shards import iter_samples, list_shards
+    from pipeline.shards import list_shards
 
     model, header = load_checkpoint(face_encoder_path, expected_arch="vggface")
-    model.fc7_relu = bool(fc7_relu)
-    model.eval().to(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shards = {split: list_shards(shards_dir, split) for split in splits}
@@ -86,29 +142,20 @@ def extract_features(
     dim = int(model.feature_dim)
     counts = {split: 0 for split in splits}
     started = time.perf_counter()
-    total = sum(len(p) for p in shards.values())
-    with tqdm(total=total, desc="features", unit="shard") as bar:
-        for split in splits:
-            for shard in shards[split]:
-                keys: list[str] = []
-                parts: list[np.ndarray] = []
-                for batch in _batches(iter_samples([shard], fields=["face"]), int(batch_size)):
-                    faces = [s["face"] for s in batch]
-                    size = faces[0].shape[0]
-                    if size != model.image_size:
-                        raise FeaturesError(
-                            f"shard {shard.name} has {size}x{size} faces but the face encoder expects "
-                            f"{model.image_size}x{model.image_size}"
-                        )
-                    keys.extend(s["key"] for s in batch)
-                    parts.append(encode_faces(model, faces, device))
-                array = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
-                write_feature_shard(out_dir, shard.name.split(".")[0], keys, array)
-                counts[split] += len(keys)
-                bar.update(1)
-                bar.set_postfix(samples=sum(counts.values()))
+    jobs = [FeatureJob(str(Path(shard).resolve()), str(Path(face_encoder_path).resolve()), str(out_dir.resolve()),
+                       bool(fc7_relu), int(batch_size), str(device))
+            for split in splits for shard in shards[split]]
+    split_of = [split for split in splits for _ in shards[split]]
+    engine = engine or EngineSettings()
+    with tqdm(total=len(jobs), desc="features", unit="shard") as bar:
+        for result in run_units(feature_shard, jobs, [Path(j.shard).name for j in jobs], engine, "features",
+                                must_see=[shards_dir, out_dir, face_encoder_path]):
+            counts[split_of[result.index]] += result.value
+            bar.update(1)
+            bar.set_postfix(samples=sum(counts.values()))
     write_features_meta(out_dir, dim=dim, relu=fc7_relu, face_encoder=_json_header(header), counts=counts)
-    return {"dim": dim, "counts": counts, "shards": total, "seconds": time.perf_counter() - started}
+    return {"dim": dim, "counts": counts, "shards": len(jobs), "seconds": time.perf_counter() - started,
+            "engine": describe(engine)}
 
 
 def _json_header(header: dict[str, Any]) -> dict[str, Any]:

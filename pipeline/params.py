@@ -15,6 +15,11 @@ from typing import Any, Iterator, Mapping
 import yaml
 
 
+#: sections read at run time that no stage declares on purpose: how a stage runs, not what it computes (the
+#: ``cluster`` engine settings, ``pipeline.engine``), so that changing them never reruns a stage
+RUNTIME_SECTIONS = ("cluster",)
+
+
 class ParamsError(ValueError):
     """A params file or section is missing or malformed."""
 
@@ -116,6 +121,8 @@ def validate_params(params: Mapping[str, Any], dvc_yaml: str | Path) -> list[str
     declared = declared_params(dvc_yaml)
     problems = []
     for section, values in params.items():
+        if section in RUNTIME_SECTIONS:
+            continue
         if section not in declared:
             close = difflib.get_close_matches(str(section), sorted(declared), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""

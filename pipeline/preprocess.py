@@ -19,7 +19,9 @@ this run, go to the metrics dict under ``timings`` (what the benchmark reads).
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -35,6 +37,7 @@ from tqdm import tqdm
 from pipeline.audio import AudioError, load_audio, spectrogram
 from pipeline.faces import (Detector, EyeLandmarks, FaceError, align_face, choose_face, crop_face,
                             make_detector)
+from pipeline.engine import EngineSettings, describe, run_units
 from pipeline.io import note_if_empty, read_json
 from pipeline.media import MediaError, decode_frame, probe
 from pipeline.shards import (KEY_RE, ShardWriter, encode_sample, shard_name, write_shard_stats,
@@ -285,12 +288,12 @@ def clean_detail(message: str, work_dir: Path) -> str:
 # ---------------------------------------------------------------------------------------------- shards
 
 class _Part:
-    """One output shard being written: tar writer + its status rows + its totals."""
+    """One output part being written into the staging folder: tar writer + its status rows + its totals."""
 
-    def __init__(self, out_dir: Path, split: str, index: int, raw_name: str, part: int):
-        self.stem = shard_name(split, index)
-        self.out_dir, self.split, self.raw_name, self.part = out_dir, split, raw_name, part
-        self.writer = ShardWriter(out_dir / f"{self.stem}.tar")
+    def __init__(self, staging: Path, name: str, index: int):
+        self.name = f"{name}.part{index:04d}"
+        self.staging, self.index = staging, index
+        self.writer = ShardWriter(staging / f"{self.name}.tar")
         self.rows: list[dict[str, Any]] = []
         self.rejections: Counter = Counter()
         self.seconds = dict.fromkeys(STEPS, 0.0)   # this run's timing: for the metrics, never the shard
@@ -309,21 +312,83 @@ class _Part:
             "reason": result.reason, "detail": result.detail,
         })
 
-    def finish(self, last: bool, cfg: PreprocessConfig) -> dict[str, Any]:
+    def finish(self) -> dict[str, Any]:
+        """Close the tar, write the status parquet; returns what the driver needs to commit the part."""
         self.writer.close()
-        write_status_table(self.out_dir / f"{self.stem}.parquet", self.rows)
-        stats = {
-            "shard": self.stem, "split": self.split, "raw_shard": self.raw_name, "part": self.part,
-            "last_part": last, "samples": self.writer.count, "rejected": sum(self.rejections.values()),
-            "rejections": dict(sorted(self.rejections.items())), "bytes": self.writer.bytes,
-            "keys_in": len(self.rows), "image_size": cfg.image_size, "detector": cfg.detector,
-        }
-        write_shard_stats(self.out_dir / f"{self.stem}.stats.json", stats)
-        return stats
+        write_status_table(self.staging / f"{self.name}.parquet", self.rows)
+        return {"name": self.name, "samples": self.writer.count, "rejected": sum(self.rejections.values()),
+                "rejections": dict(sorted(self.rejections.items())), "bytes": self.writer.bytes,
+                "keys_in": len(self.rows),
+                "timings": {**{s: round(v, 4) for s, v in self.seconds.items()}, "clips": len(self.rows)}}
 
-    def timings(self) -> dict[str, float]:
-        """This run's seconds per step for the part and its clip count (for the metrics, not the shard)."""
-        return {**{s: round(v, 4) for s, v in self.seconds.items()}, "clips": len(self.rows)}
+
+@dataclass(frozen=True)
+class RawShardJob:
+    """One preprocess unit: a raw shard, its split, the config and the staging folder (picklable, for Ray)."""
+
+    raw: str
+    split: str
+    cfg: PreprocessConfig
+    staging: str
+
+
+#: detectors already built in this process, by configuration (a Ray worker keeps its model between shards)
+_DETECTORS: dict[tuple, tuple[Detector, EyeLandmarks | None]] = {}
+
+
+def _detector_for(cfg: PreprocessConfig) -> tuple[Detector, EyeLandmarks | None]:
+    key = (cfg.detector, cfg.device, cfg.center_box, cfg.dlib_upsample, cfg.face_alignment_dir, cfg.align)
+    if key not in _DETECTORS:
+        _DETECTORS.clear()
+        detector = make_detector(cfg.detector, device=cfg.device, center_box=cfg.center_box,
+                                 dlib_upsample=cfg.dlib_upsample, face_alignment_dir=cfg.face_alignment_dir)
+        _DETECTORS[key] = (detector, EyeLandmarks() if cfg.align == "eyes" else None)
+    return _DETECTORS[key]
+
+
+def preprocess_raw_shard(job: RawShardJob) -> list[dict[str, Any]]:
+    """A unit of the preprocess stage (here or as a Ray task): every clip of one raw shard into parts of at most
+    ``shard_max_count`` samples / ``shard_max_bytes``, written into the staging folder as
+    ``<split>.<raw>.partNNNN.tar/.parquet``. Returns the parts in order (``_Part.finish``); the driver gives
+    them their shard names and writes their stats."""
+    from pipeline.engine import kill_point
+
+    cfg, staging = job.cfg, Path(job.staging)
+    detector, landmarks = _detector_for(cfg)
+    name = f"{job.split}.{Path(job.raw).name.split('.')[0]}"
+    clips = list(iter_raw_clips(Path(job.raw)))
+    parts: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="preprocess-") as tmp:
+        part = _Part(staging, name, 0)
+        for i, clip in enumerate(clips):
+            part.record(process_clip(clip, job.split, detector, cfg, Path(tmp), landmarks))
+            if i == len(clips) // 2:
+                kill_point()  # fault test: a worker killed half-way through a raw shard
+            full = part.writer.count >= cfg.shard_max_count or part.writer.bytes >= cfg.shard_max_bytes
+            if full and i < len(clips) - 1:
+                parts.append(part.finish())
+                part = _Part(staging, name, part.index + 1)
+        parts.append(part.finish())
+    return parts
+
+
+def _commit_parts(parts: list[dict[str, Any]], staging: Path, out_dir: Path, split: str, start: int,
+                  raw_name: str, cfg: PreprocessConfig) -> list[dict[str, Any]]:
+    """Move a raw shard's staged parts to their shard names from index ``start``; stats last, one per part."""
+    all_stats = []
+    for number, part in enumerate(parts):
+        stem = shard_name(split, start + number)
+        for suffix in (".tar", ".parquet"):
+            os.replace(staging / f"{part['name']}{suffix}", out_dir / f"{stem}{suffix}")
+        stats = {
+            "shard": stem, "split": split, "raw_shard": raw_name, "part": number,
+            "last_part": number == len(parts) - 1, "samples": part["samples"], "rejected": part["rejected"],
+            "rejections": part["rejections"], "bytes": part["bytes"], "keys_in": part["keys_in"],
+            "image_size": cfg.image_size, "detector": cfg.detector,
+        }
+        write_shard_stats(out_dir / f"{stem}.stats.json", stats)
+        all_stats.append(stats)
+    return all_stats
 
 
 def _completed_parts(out_dir: Path, split: str, start: int, raw_name: str) -> list[dict[str, Any]] | None:
@@ -353,68 +418,82 @@ def _remove_from(out_dir: Path, split: str, start: int) -> None:
             path.unlink()
 
 
-def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConfig,
-                   detector: Detector | None = None, progress: bool = True) -> dict[str, Any]:
-    """Process every raw shard into ``out_dir``; returns the metrics dict (counts add up, by reason)."""
+def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConfig, progress: bool = True,
+                   engine: EngineSettings | None = None) -> dict[str, Any]:
+    """Process every raw shard into ``out_dir``; returns the metrics dict (counts add up, by reason).
+
+    A split's shards are numbered in raw-shard order, so the raw shards already processed are the complete
+    prefix of each split, kept as they are; every raw shard after the first incomplete one is one unit of
+    ``engine`` (``pipeline.engine``: this process or a Ray task), which writes its parts into
+    ``<out>.partial``. This process moves them to their names in raw-shard order as the units finish, stats last.
+    """
+    engine = engine or EngineSettings()
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for tmp in out_dir.glob(".*.tmp"):
         tmp.unlink()
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)  # parts of a killed run: redone (they have no stats)
+    staging.mkdir(parents=True)
     raw_shards = list_raw_shards(raw_dir)
-    if detector is None:
-        detector = make_detector(cfg.detector, device=cfg.device, center_box=cfg.center_box,
-                                 dlib_upsample=cfg.dlib_upsample, face_alignment_dir=cfg.face_alignment_dir)
-    landmarks = EyeLandmarks() if cfg.align == "eyes" else None
-    total_clips = 0
-    for paths in raw_shards.values():
-        for path in paths:
-            with tarfile.open(path, "r:") as tar:
-                total_clips += len({m.name.rpartition(".")[0] for m in tar if m.isfile()})
+    clips_in = {path: _clip_count(path) for paths in raw_shards.values() for path in paths}
 
-    all_stats: list[dict[str, Any]] = []
+    all_stats: dict[str, list[dict[str, Any]]] = {}
+    jobs: list[RawShardJob] = []
+    next_index: dict[str, int] = {}
+    bar = tqdm(total=sum(clips_in.values()), desc="preprocess", unit="clip", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    for split in sorted(raw_shards):
+        index, redo = 0, False
+        for raw in raw_shards[split]:
+            done = None if redo else _completed_parts(out_dir, split, index, raw.name)
+            if done is None:  # this raw shard and every later one of the split (their numbers may shift)
+                redo = True
+                jobs.append(RawShardJob(str(raw.resolve()), split, cfg, str(staging.resolve())))
+                continue
+            all_stats[f"{split}/{raw.name}"] = done
+            index += len(done)
+            bar.update(sum(s["keys_in"] for s in done))
+        _remove_from(out_dir, split, index)
+        next_index[split] = index
+
     shard_timings: dict[str, dict[str, float]] = {}   # stem → seconds per step + clips, shards written now
     started = time.perf_counter()
     processed = 0
-    bar = tqdm(total=total_clips, desc="preprocess", unit="clip", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True)
-    with tempfile.TemporaryDirectory(prefix="preprocess-") as tmp:
-        work_dir = Path(tmp)
-        for split in sorted(raw_shards):
-            index = 0
-            redo = False
-            for raw in raw_shards[split]:
-                done = None if redo else _completed_parts(out_dir, split, index, raw.name)
-                if done is not None:
-                    all_stats.extend(done)
-                    index += len(done)
-                    bar.update(sum(s["keys_in"] for s in done))
-                    continue
-                if not redo:
-                    _remove_from(out_dir, split, index)
-                    redo = True
-                clips = list(iter_raw_clips(raw))
-                part = _Part(out_dir, split, index, raw.name, 0)
-                for i, clip in enumerate(clips):
-                    result = process_clip(clip, split, detector, cfg, work_dir, landmarks)
-                    part.record(result)
-                    processed += 1
-                    bar.update(1)
-                    full = part.writer.count >= cfg.shard_max_count or part.writer.bytes >= cfg.shard_max_bytes
-                    if full and i < len(clips) - 1:
-                        all_stats.append(part.finish(False, cfg))
-                        shard_timings[part.stem] = part.timings()
-                        index += 1
-                        part = _Part(out_dir, split, index, raw.name, part.part + 1)
-                all_stats.append(part.finish(True, cfg))
-                shard_timings[part.stem] = part.timings()
-                index += 1
-            _remove_from(out_dir, split, index)
-    bar.close()
+    waiting: dict[int, list[dict[str, Any]]] = {}
+    committed = 0
+    try:
+        for result in run_units(preprocess_raw_shard, jobs, [f"{j.split}.{Path(j.raw).name}" for j in jobs],
+                                engine, "preprocess", must_see=[raw_dir, staging]):
+            waiting[result.index] = result.value
+            clips = sum(p["keys_in"] for p in result.value)
+            processed += clips
+            bar.update(clips)
+            while committed in waiting:  # shard numbers follow raw-shard order: commit the finished prefix
+                parts, job = waiting.pop(committed), jobs[committed]
+                raw = Path(job.raw)
+                stats = _commit_parts(parts, staging, out_dir, job.split, next_index[job.split], raw.name, cfg)
+                for part, st in zip(parts, stats):
+                    shard_timings[st["shard"]] = part["timings"]
+                next_index[job.split] += len(stats)
+                all_stats[f"{job.split}/{raw.name}"] = stats
+                committed += 1
+    finally:
+        bar.close()
+    shutil.rmtree(staging, ignore_errors=True)
     elapsed = time.perf_counter() - started
-    metrics = summarize(raw_dir, all_stats, cfg, processed)
+    ordered = [st for split in sorted(raw_shards) for raw in raw_shards[split]
+               for st in all_stats.get(f"{split}/{raw.name}", [])]
+    metrics = summarize(raw_dir, ordered, cfg, processed)
     metrics["timings"] = summarize_timings(shard_timings, processed, elapsed)
+    metrics["timings"]["engine"] = describe(engine)
     note_if_empty(out_dir, "No sample shards: there were no raw clips (an optional corpus that is not configured).")
     return metrics
+
+
+def _clip_count(raw_tar: Path) -> int:
+    with tarfile.open(raw_tar, "r:") as tar:
+        return len({m.name.rpartition(".")[0] for m in tar if m.isfile()})
 
 
 def summarize_timings(shard_timings: dict[str, dict[str, float]], processed: int,

@@ -11,6 +11,7 @@ import sys
 from pipeline.download import DownloadConfigError, DownloadSettings, run_download
 from pipeline.download.errors import DownloadBlocked
 from pipeline.download.runner import summary_line
+from pipeline.engine import EngineError, load_engine, shutdown
 from pipeline.media import require_ffmpeg
 from pipeline.params import ParamsError, load_section
 
@@ -30,13 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = DownloadSettings.from_params(load_section("download", args.params))
         totals = run_download(args.manifest, args.out, settings, work_dir=args.work or None,
-                              metrics_path=args.metrics or None, progress=not args.no_progress)
-    except (DownloadConfigError, ParamsError, TypeError) as exc:
+                              metrics_path=args.metrics or None, progress=not args.no_progress,
+                              engine=load_engine(args.params))
+    except (DownloadConfigError, ParamsError, EngineError, TypeError) as exc:
         print(f"download: {exc}", file=sys.stderr)
         return 2
     except DownloadBlocked as exc:
         print(f"download: {exc}", file=sys.stderr)
         return 3
+    finally:
+        shutdown()
     print(summary_line(totals))
     return 0
 

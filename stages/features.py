@@ -9,6 +9,7 @@ import sys
 
 from pipeline.checkpoints import CheckpointError
 from pipeline.device import resolve_device
+from pipeline.engine import EngineError, load_engine, shutdown
 from pipeline.feature_files import FeaturesError
 from pipeline.features import extract_features
 from pipeline.params import ParamsError, load_section, require
@@ -28,14 +29,18 @@ def main(argv: list[str] | None = None) -> int:
             device = resolve_device(str(params["device"]))
         except RuntimeError as exc:  # cuda asked for on a machine without it
             raise FeaturesError(str(exc)) from exc
+        engine = load_engine(args.params)
         summary = extract_features(args.shards, args.face_encoder, args.out, bool(params["fc7_relu"]),
-                                   int(params["batch_size"]), device)
-    except (ParamsError, FeaturesError, CheckpointError) as exc:
+                                   int(params["batch_size"]), str(params["device"]) if engine.engine == "ray"
+                                   else str(device), engine=engine)
+    except (ParamsError, FeaturesError, CheckpointError, EngineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        shutdown()
     counts = ", ".join(f"{n} {split}" for split, n in summary["counts"].items())
     print(f"features: {counts} faces -> fc7 dim {summary['dim']} (relu={bool(params['fc7_relu'])}) in "
-          f"{summary['shards']} shard file(s), {summary['seconds']:.1f}s on {device}")
+          f"{summary['shards']} shard file(s), {summary['seconds']:.1f}s on {device if engine.engine == 'local' else 'the Ray cluster'}")
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.engine import EngineError, load_engine, shutdown
 from pipeline.faces import DetectorError
 from pipeline.io import write_json
 from pipeline.media import require_ffmpeg
@@ -24,10 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     require_ffmpeg()
     try:
         cfg = PreprocessConfig.from_params(load_section("preprocess", args.params))
-        metrics = run_preprocess(args.raw, args.out, cfg)
-    except (ParamsError, PreprocessError, DetectorError) as exc:
+        metrics = run_preprocess(args.raw, args.out, cfg, engine=load_engine(args.params))
+    except (ParamsError, PreprocessError, DetectorError, EngineError) as exc:
         print(f"preprocess: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        shutdown()
     write_json(args.metrics, metrics)
     reasons = {**metrics["download_rejections"], **{}}
     for reason, n in metrics["preprocess_rejections"].items():

@@ -28,7 +28,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tqdm import tqdm
 
@@ -38,6 +38,7 @@ from pipeline.download.sources import (
     CANCELLED, FetchResult, cancel_children, cut_local, fetch_ytdlp, find_in_mirror, source_url,
 )
 from pipeline.download.writer import read_attempts, write_attempts, write_clip_tar, write_stats
+from pipeline.engine import EngineSettings, describe, kill_point, run_units
 from pipeline.io import note_if_empty, read_json, write_json
 from pipeline.media import MediaError, probe
 
@@ -319,11 +320,13 @@ def ledger_dir(work_dir: Path, plan: ShardPlan) -> Path:
 
 
 def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, pool: ThreadPoolExecutor,
-                   bar: tqdm, crash_before_stats: bool = False,
+                   progress: Callable[[int], None] | None = None,
                    breaker: BlockBreaker | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """Fetch the rows of ``plan`` not settled in its ledger; write its tar, attempts parquet and (last) stats.
+    """Fetch the rows of ``plan`` not settled in its ledger; write its tar and attempts parquet.
 
-    Returns ``(stats, timings)``: the stats as written (deterministic) and, for the metrics only, this run's
+    The caller writes the stats (the shard's completion marker) and then clears the ledger (``RowLedger``).
+    ``progress(n)`` is told of every row done. Returns ``(stats, timings)``: the stats to write (deterministic)
+    and, for the metrics only, this run's
     wall-clock ``seconds`` for the shard with the per-step ``fetch_seconds``, ``probe_seconds``,
     ``write_seconds``, and ``attempts_by_class``: every attempt at the shard's rows over all runs, blocks included.
     A shard with a row whose last answer was a block is not written (``stats`` None): a block is no reason to
@@ -342,7 +345,8 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
             outcomes[row["key"]] = kept
         else:
             todo.append((row, kept.attempts if kept is not None else []))
-    bar.update(len(plan.rows) - len(todo))
+    progress = progress or (lambda n: None)
+    progress(len(plan.rows) - len(todo))
 
     def job(item: tuple[dict[str, Any], list[dict[str, Any]]]) -> RowOutcome:
         row, previous = item
@@ -350,9 +354,10 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
             outcome = fetch_row(row, settings, tmp_root, breaker, previous)
             if not CANCELLED.is_set():  # an attempt cut short by a stop says nothing about the row
                 ledger.save(outcome)
+                kill_point()  # fault test: a worker killed with rows of the shard kept and others not yet
             return outcome
         finally:
-            bar.update(1)
+            progress(1)
 
     outcomes.update((o.key, o) for o in pool.map(job, todo))
     ordered = [outcomes[row["key"]] for row in plan.rows]
@@ -376,8 +381,6 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
     write_attempts(work_dir / f"{plan.name}.parquet", attempts)
     write_s = time.monotonic() - write_began
     finals = [a for a in attempts if a["status"] != "retry"]
-    if crash_before_stats:
-        os._exit(70)  # simulate a kill between the shard's files and its completion marker
     stats = {
         "shard": plan.name, "split": plan.split, "fingerprint": plan.fingerprint,
         "rows": len(plan.rows), "ok": sum(f["status"] == "ok" for f in finals),
@@ -387,8 +390,6 @@ def download_shard(plan: ShardPlan, settings: DownloadSettings, work_dir: Path, 
         "attempts": len(attempts), "retries": sum(a["status"] == "retry" for a in attempts),
         "clip_bytes": sum(f["bytes"] for f in finals), "tar_bytes": tar_bytes,
     }
-    write_stats(work_dir / f"{plan.name}.stats.json", stats)
-    ledger.clear()
     timings.update({
         "seconds": round(time.monotonic() - began, 3),
         # time per step, summed over rows (threads overlap, so these can exceed "seconds")
@@ -437,10 +438,54 @@ def _move_shard(name: str, src: Path, dst: Path) -> None:
         os.replace(src / f"{name}{suffix}", dst / f"{name}{suffix}")
 
 
+@dataclass(frozen=True)
+class ShardJob:
+    """One download unit: a shard's plan and where to build it (picklable, for Ray tasks)."""
+
+    plan: ShardPlan
+    settings: DownloadSettings
+    work_dir: str
+    run_id: str
+
+
+#: this process's block counter for the current run, and the local engine's per-row progress callback
+_RUN_STATE: dict[str, Any] = {"run_id": None, "breaker": None, "progress": None}
+
+
+def _breaker_for(job: ShardJob) -> BlockBreaker:
+    """One BlockBreaker per process and run: with the local engine it counts blocks in a row across all shards,
+    on Ray across the shards one worker process fetches."""
+    if _RUN_STATE["run_id"] != job.run_id:
+        _RUN_STATE.update(run_id=job.run_id, breaker=BlockBreaker(int(job.settings.max_consecutive_blocked)))
+    return _RUN_STATE["breaker"]
+
+
+def fetch_shard(job: ShardJob) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """A unit of the download stage (here or as a Ray task): fetch one shard's rows with ``concurrency``
+    threads and write its tar and attempts parquet into the work folder; returns ``(stats, timings)``."""
+    CANCELLED.clear()
+    with ThreadPoolExecutor(max_workers=int(job.settings.concurrency)) as pool:
+        try:
+            return download_shard(job.plan, job.settings, Path(job.work_dir), pool, _RUN_STATE["progress"],
+                                  _breaker_for(job))
+        except BaseException:
+            # Ctrl-C / SIGTERM / a block / a bug: stop children now, or the pool's shutdown would wait for them
+            cancel_children()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: DownloadSettings,
                  work_dir: str | Path | None = None, metrics_path: str | Path | None = None,
-                 progress: bool = True) -> dict[str, Any]:
-    """Download every manifest row into raw shards under ``out_dir``; return (and optionally write) totals."""
+                 progress: bool = True, engine: EngineSettings | None = None) -> dict[str, Any]:
+    """Download every manifest row into raw shards under ``out_dir``; return (and optionally write) totals.
+
+    Each shard not yet complete is one unit of ``engine`` (``pipeline.engine``: this process, or a Ray task);
+    this process writes each shard's stats when its unit returns, and the metrics at the end.
+    """
+    import uuid
+
+    engine = engine or EngineSettings()
     out_dir, began = Path(out_dir), time.monotonic()
     CANCELLED.clear()
     work_dir = Path(work_dir) if work_dir else out_dir.with_name(out_dir.name + ".partial")
@@ -468,30 +513,36 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
     crash_after = int(os.environ.get(CRASH_ENV, "-1"))
     rows_todo = sum(len(p.rows) for p in todo)
     shard_timings: dict[str, dict[str, float]] = {}
-    breaker = BlockBreaker(int(settings.max_consecutive_blocked))
     held_back: list[str] = []
-    with ThreadPoolExecutor(max_workers=int(settings.concurrency)) as pool, \
-            tqdm(total=rows_todo, desc="download", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
+    run_id = uuid.uuid4().hex
+    jobs = [ShardJob(plan, settings, str(work_dir.resolve()), run_id) for plan in todo]
+    with tqdm(total=rows_todo, desc="download", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
+        local = engine.engine == "local"
+        _RUN_STATE["progress"] = bar.update if local else None  # Ray: the bar moves when a shard is back
         try:
-            for done, plan in enumerate(todo):
-                stats, shard_timings[plan.name] = download_shard(plan, settings, work_dir, pool, bar,
-                                                                 crash_before_stats=(done == crash_after),
-                                                                 breaker=breaker)
+            for done, result in enumerate(run_units(fetch_shard, jobs, [p.name for p in todo], engine, "download",
+                                                    must_see=[work_dir])):
+                plan = todo[result.index]
+                stats, shard_timings[plan.name] = result.value
+                if not local:
+                    bar.update(len(plan.rows))
+                    bar.set_postfix(shards=f"{done + 1}/{len(todo)}")
                 if stats is None:
                     held_back.append(plan.name)
+                    continue
+                if done == crash_after:
+                    os._exit(70)  # test hook: a kill between a shard's files and its completion marker
+                write_stats(work_dir / f"{plan.name}.stats.json", stats)
+                RowLedger(ledger_dir(work_dir, plan)).clear()
         except DownloadBlocked as exc:
-            pool.shutdown(wait=True, cancel_futures=True)
             finished = sum(is_complete(out_dir, p) or is_complete(work_dir, p) for p in plans)
             raise DownloadBlocked(
                 f"download stopped: {exc}, so the site is refusing this machine for now; {finished} of "
                 f"{len(plans)} shards are complete and the fetched rows of the others are kept in {work_dir}, no "
                 f"row was rejected for the block, and a rerun later (with download.cookies, extractor_args or "
                 f"longer sleep_interval) fetches only the rest") from None
-        except BaseException:
-            # Ctrl-C / SIGTERM / a bug: stop children now, or the pool's shutdown would wait for every download
-            cancel_children()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+        finally:
+            _RUN_STATE["progress"] = None
 
     if held_back:
         raise DownloadBlocked(
@@ -521,6 +572,7 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
         "shards": {name: t["attempts_by_class"] for name, t in sorted(shard_timings.items())},
     }
     totals["timings"] = summarize_timings(shard_timings, time.monotonic() - began)
+    totals["timings"]["engine"] = describe(engine)
     note_if_empty(out_dir, "No raw shards: the manifest has no rows (an optional corpus that is not configured).")
     if metrics_path:
         write_json(metrics_path, totals)
