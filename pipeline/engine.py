@@ -22,6 +22,7 @@ On a cluster:
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import signal
@@ -76,6 +77,9 @@ class EngineSettings:
         engine = str(params.get("engine", "local"))
         if engine not in ENGINES:
             raise EngineError(f"{SECTION}.engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if engine == "ray" and importlib.util.find_spec("ray") is None:
+            raise EngineError(f"{SECTION}.engine is ray but the ray package is not installed "
+                              f"(pip install -r requirements.txt installs it)")
         resources = {}
         for kind in KINDS:
             values = dict(params.get(kind) or {})

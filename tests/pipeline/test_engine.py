@@ -27,6 +27,16 @@ def test_settings_default_to_the_local_engine_and_refuse_bad_values(tmp_path):
     assert load_engine(tmp_path / "other.yaml").engine == "local"
 
 
+def test_the_ray_engine_without_the_ray_package_is_one_sentence(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(EngineError, match="ray package is not installed"):
+        EngineSettings.from_params({"engine": "ray"})
+    assert EngineSettings.from_params({"engine": "local"}).engine == "local"
+
+
 def test_the_cluster_section_is_a_runtime_section_no_stage_declares(repo_root):
     from pipeline.params import declared_params, load_params
 
