@@ -35,7 +35,7 @@ from pipeline.datasets import SplitDataset, make_loader  # noqa: E402
 from pipeline.device import resolve_device  # noqa: E402
 from pipeline.feature_files import feature_dim, read_features_meta  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
-from pipeline.training import make_optimizer  # noqa: E402
+from pipeline.loop import make_optimizer  # noqa: E402
 
 BUDGET = 10.0  # docs/design.md, Budgets: read + decode >= 10x the training step's consumption
 SPEC_SHAPE = (2, 257, 598)

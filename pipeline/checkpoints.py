@@ -20,13 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
 FORMAT_VERSION = 1
 _RESERVED = ("arch", "config", "format_version", "config_hash")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PipelineError, RuntimeError):
     """A checkpoint is missing, unreadable, of the wrong architecture, or does not fit its model."""
 
 

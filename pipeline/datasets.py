@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pipeline.errors import PipelineError
 from pipeline.feature_files import FeaturesError, iter_feature_shards, load_shard_features
 
 DEFAULT_FIELDS = ("face", "spec", "meta")
 
 
-class DatasetError(ValueError):
+class DatasetError(PipelineError, ValueError):
     """A split has no shards, or shards and features do not match."""
 
 

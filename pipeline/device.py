@@ -6,6 +6,12 @@ import random
 import numpy as np
 import torch
 
+from pipeline.errors import PipelineError
+
+
+class DeviceError(PipelineError, RuntimeError):
+    """A device the machine does not have."""
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """Map a params value to a torch device: ``auto`` is CUDA when present, else CPU.
@@ -16,7 +22,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' requested but CUDA is not available on this machine")
+        raise DeviceError(f"device '{name}' requested but CUDA is not available on this machine")
     return torch.device(name)
 
 

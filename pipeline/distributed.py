@@ -2,7 +2,7 @@
 
 A training stage whose params say ``nproc`` > 1 re-runs its own command under ``torch.distributed.run``
 (``--standalone`` on one node; ``--nnodes``/``--rdzv_endpoint`` with the c10d rendezvous across nodes), so DVC
-still sees one stage with one command. Inside, ``pipeline.training.fit`` wraps the model in
+still sees one stage with one command. Inside, ``pipeline.loop.fit`` wraps the model in
 DistributedDataParallel (NCCL on CUDA, gloo on CPU), gives every rank the same number of samples
 (``SplitDataset.split_for_rank``), and only rank 0 writes checkpoints, resume state, curves and metrics.
 """
@@ -17,8 +17,10 @@ from typing import Any
 
 import torch
 
+from pipeline.errors import PipelineError
 
-class DistributedError(ValueError):
+
+class DistributedError(PipelineError, ValueError):
     """The nproc / nnodes / rdzv_endpoint params cannot work."""
 
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from pipeline.errors import PipelineError
+
 ENGINES = ("local", "ray")
 #: the params.yaml section read here; no stage declares it, so it never triggers a rerun
 SECTION = "cluster"
@@ -45,7 +47,7 @@ CONNECT_TIMEOUT = 10.0
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
-class EngineError(ValueError):
+class EngineError(PipelineError, ValueError):
     """The engine settings are invalid, the cluster cannot be reached, or a worker cannot run a unit."""
 
 

@@ -34,8 +34,9 @@ from tqdm import tqdm
 
 from pipeline import metrics as M
 from pipeline.io import atomic_path, write_json
-from pipeline.training import (ARCH_DECODER, ARCH_ENCODER, PriorSelector, TrainingError, check_feature_kind,
-                               get_variant, load_face_encoder, load_frozen, load_gender_predictions, load_priors,
+from pipeline.loop import TrainingError
+from pipeline.frozen import ARCH_DECODER, ARCH_ENCODER, check_feature_kind, load_face_encoder, load_frozen
+from pipeline.variants import (PriorSelector, get_variant, load_gender_predictions, load_variant_priors,
                                priors_needed, sample_gender, subset_filter)
 
 
@@ -120,12 +121,12 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     variant = get_variant(variant_name)
     device = resolve_device(params.get("device", "auto"))
     dim = feature_dim(features_dir)
-    priors = load_priors(priors_dir, dim, priors_needed(variant))
+    priors = load_variant_priors(priors_dir, dim, priors_needed(variant))
     predictions = load_gender_predictions(gender_dir)
     face_encoder, _ = load_face_encoder(face_encoder_path, features_dir, device)
     decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)
     encoder, encoder_header = load_frozen(encoder_path, ARCH_ENCODER, device)
-    encoder = encoder.to(memory_format=torch.channels_last)  # as trained (pipeline.training.train_encoder)
+    encoder = encoder.to(memory_format=torch.channels_last)  # as trained (pipeline.train_encoder)
     check_feature_kind(decoder_header, decoder_path, features_dir)
     check_feature_kind(encoder_header, encoder_path, features_dir)
     probe, _ = load_frozen(probe_path, PROBE_ARCH, device)
@@ -193,7 +194,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     arrays = {name: np.concatenate(parts).astype(np.float64) for name, parts in feats.items()}
     reads = {name: {attr: np.concatenate([part[attr] for part in parts]) for attr in parts[0]}
              for name, parts in probe_reads.items()}
-    metrics = summarize(variant.name, keys, speakers, genders, arrays, params, predictions, reads, attributes)
+    metrics = variant_metrics(variant.name, keys, speakers, genders, arrays, params, predictions, reads, attributes)
     metrics["identity"] = identity_summary(identity, speakers, [int(k) for k in params["recall_k"]])
 
     out_dir = Path(out_dir)
@@ -214,7 +215,7 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     return metrics
 
 
-def summarize(variant: str, keys: list[str], speakers: list[str], genders: list[str | None],
+def variant_metrics(variant: str, keys: list[str], speakers: list[str], genders: list[str | None],
               arrays: dict[str, np.ndarray], params: dict[str, Any], predictions: dict | None = None,
               probe_reads: dict[str, dict[str, np.ndarray]] | None = None,
               attributes: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:

@@ -28,8 +28,8 @@ import torch
 
 from pipeline import metrics as M
 from pipeline.io import write_json
-from pipeline.training import (ARCH_DECODER, TrainingError, check_feature_kind, load_face_encoder,
-                               load_frozen)
+from pipeline.loop import TrainingError
+from pipeline.frozen import ARCH_DECODER, check_feature_kind, load_face_encoder, load_frozen
 
 
 class DecoderEvaluationError(TrainingError):

@@ -26,10 +26,12 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from pipeline.errors import PipelineError
+
 PAPER_IMAGE_SIZE = 224
 
 
-class FaceEncoderError(ValueError):
+class FaceEncoderError(PipelineError, ValueError):
     """The face encoder cannot be built as configured (weights, checksum, sizes, data)."""
 
 
@@ -214,11 +216,35 @@ def identity_accuracy(model: nn.Module, loader, key_class: Mapping[str, int], de
     return correct / seen if seen else None
 
 
-def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_size: int,
-                       device: torch.device, check: Callable[[Mapping[str, Any], str], None] | None = None,
+class IdentityAndAttributes(nn.Module):
+    """VGGFace with, while it trains, one linear head per face-corpus attribute on its fc7 feature (``heads``
+    None: identity only). Returns ``(identity logits, {attribute: logits})``."""
+
+    def __init__(self, vgg: nn.Module, heads: nn.ModuleDict | None):
+        super().__init__()
+        self.vgg = vgg
+        self.heads = heads
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        feature, logits = self.vgg(images)
+        return logits, ({name: head(feature) for name, head in self.heads.items()} if self.heads is not None else {})
+
+
+def _has_attributes(dataset) -> bool:
+    from pipeline.sample.corpus import ATTRIBUTES
+
+    for sample in dataset:
+        return all(name in sample["meta"] for name in ATTRIBUTES)
+    return False
+
+
+def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_size: int, out: str | Path,
+                       plots_dir: str | Path, check: Callable[[Mapping[str, Any], str], None] | None = None,
                        ) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
     """Train VGGFace as an identity classifier on the ``train`` images of ``shards_dir`` (the face corpus, or
-    preprocessed shards); returns ``(model, config, metrics)``. ``check`` validates each image's meta.
+    preprocessed shards) with the training loop every model uses (``pipeline.loop.fit``: resume state beside
+    ``out``, curves under ``plots_dir``, DDP under torchrun); returns ``(model, config, metrics)``. ``check``
+    validates each image's meta. One image per identity with two or more is held out to measure it.
 
     With ``attribute_weight`` > 0 and images whose meta carries the face corpus's attributes, one linear head per
     attribute on the fc7 feature is trained alongside (loss = identity CE + weight x the attributes' CE), and
@@ -228,75 +254,63 @@ def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_
     """
     from models.vggface import VGGFace
     from pipeline.datasets import SplitDataset, make_loader
-    from pipeline.device import seed_everything
+    from pipeline.device import resolve_device, seed_everything
+    from pipeline.distributed import current, rank_device
+    from pipeline.loop import fingerprint, fit
     from pipeline.sample.corpus import ATTRIBUTES
 
     seed = int(params["seed"])
+    device = rank_device(resolve_device(str(params["device"])))  # cuda:<LOCAL_RANK> under torchrun
     identities, key_class, heldout = plan_identities(shards_dir, seed, check)
     if len(identities) < 2:
         raise FaceEncoderError(f"training a face encoder needs at least 2 train identities, found "
                                f"{len(identities)}")
-    generator = seed_everything(seed)
+    seed_everything(seed)
     config = {"width": float(params["width"]), "image_size": int(image_size), "fc_dim": int(params["fc_dim"]),
               "num_classes": len(identities), "fc7_relu": True, "dropout": float(params["dropout"]),
               "batch_norm": bool(params["batch_norm"])}
-    model = VGGFace(**config)
-    init_vgg_(model)
-    model.to(device)
-    attribute_weight = float(params["attribute_weight"])
-    heads = nn.ModuleDict({name: nn.Linear(config["fc_dim"], len(classes)) for name, classes in ATTRIBUTES.items()})
-    heads.to(device)
-    optimiser = torch.optim.Adam(list(model.parameters()) + list(heads.parameters()), lr=float(params["lr"]))
+    vgg = VGGFace(**config)
+    init_vgg_(vgg)
     train_set = SplitDataset(shards_dir, "train", fields=("face", "meta"), shuffle=True, seed=seed,
                              buffer_size=1000, keep=lambda meta: meta.get("key") not in heldout)
-    heldout_set = SplitDataset(shards_dir, "train", fields=("face",), keep=lambda meta: meta.get("key") in heldout)
-    batch_size = int(params["batch_size"])
-    epochs = int(params["epochs"])
-    history = []
-    with tqdm(total=epochs, desc="face_encoder", unit="epoch") as bar:
-        for epoch in range(epochs):
-            train_set.set_epoch(epoch)
-            model.train()
-            total_loss, correct, seen = 0.0, 0, 0
-            for batch in make_loader(train_set, batch_size):
-                images = augment(batch["face"], generator).to(device)
-                target = torch.tensor([key_class[k] for k in batch["key"]], device=device)
-                feature, logits = model(images)
-                loss = F.cross_entropy(logits, target)
-                if attribute_weight > 0 and all(name in batch["meta"][0] for name in ATTRIBUTES):
-                    for name, classes in ATTRIBUTES.items():
-                        labels = torch.tensor([list(classes).index(m[name]) for m in batch["meta"]], device=device)
-                        loss = loss + attribute_weight * F.cross_entropy(heads[name](feature), labels)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total_loss += loss.item() * len(target)
-                correct += int((logits.argmax(1) == target).sum())
-                seen += len(target)
-            if seen == 0:
-                raise FaceEncoderError(f"no train face crops in {shards_dir}")
-            history.append({"epoch": epoch + 1, "loss": round(total_loss / seen, 6), "acc": round(correct / seen, 6)})
-            bar.update(1)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.2f}")
-    if config["batch_norm"]:  # running statistics from the final weights (pipeline.training.recalibrate_batchnorm)
-        from pipeline.training import recalibrate_batchnorm
+    attribute_weight = float(params["attribute_weight"])
+    heads = (nn.ModuleDict({name: nn.Linear(config["fc_dim"], len(classes)) for name, classes in ATTRIBUTES.items()})
+             if attribute_weight > 0 and _has_attributes(train_set) else None)
+    model = IdentityAndAttributes(vgg, heads).to(device)
+    augmenting = {"epoch": -1, "generator": torch.Generator()}
 
-        train_set.set_epoch(epochs)
-        recalibrate_batchnorm(model, make_loader(train_set, batch_size),
-                              lambda batch: model(batch["face"].to(device)))
-    heldout_acc = identity_accuracy(model, make_loader(heldout_set, batch_size), key_class, device)
-    metrics = {
+    def step(batch: dict, net: nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
+        if augmenting["epoch"] != train_set.epoch:  # seeded per epoch, so a resumed run augments as an unbroken one
+            augmenting["epoch"] = train_set.epoch
+            augmenting["generator"].manual_seed(seed * 1_000_003 + train_set.epoch)
+        images = augment(batch["face"], augmenting["generator"]).to(device, non_blocking=True)
+        target = torch.tensor([key_class[k] for k in batch["key"]], device=device)
+        logits, attribute_logits = net(images)
+        loss = F.cross_entropy(logits, target)
+        for name, head_logits in attribute_logits.items():
+            classes = list(ATTRIBUTES[name])
+            labels = torch.tensor([classes.index(m[name]) for m in batch["meta"]], device=device)
+            loss = loss + attribute_weight * F.cross_entropy(head_logits, labels)
+        return loss, {"acc": float((logits.argmax(1) == target).float().mean())}
+
+    history = fit(model, train_set, step, params, out, plots_dir, fingerprint({"params": dict(params),
+                  "config": config}), "face_encoder", device,
+                  bn_forward=lambda batch: vgg(batch["face"].to(device)))  # BatchNorm statistics of plain crops
+    metrics: dict[str, Any] = {
         "source": "train",
         "n_identities": len(identities),
         "n_train": len(key_class) - len(heldout),
         "n_heldout": len(heldout),
         "train_loss": history[-1]["loss"],
         "train_acc": history[-1]["acc"],
-        "heldout_acc": heldout_acc,
         "chance_acc": 1.0 / len(identities),
         "history": history,
     }
-    return model.eval(), config, metrics
+    if current().main:
+        heldout_set = SplitDataset(shards_dir, "train", fields=("face",), keep=lambda meta: meta.get("key") in heldout)
+        metrics["heldout_acc"] = identity_accuracy(vgg, make_loader(heldout_set, int(params["batch_size"])),
+                                                   key_class, device)
+    return vgg.eval(), config, metrics
 
 
 def shard_image_size(shards_dir: str | Path) -> int:
@@ -312,3 +326,50 @@ def shard_image_size(shards_dir: str | Path) -> int:
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters."""
     return sum(p.numel() for p in model.parameters())
+
+
+#: the ``face_encoder`` params section's keys
+KEYS = ("source", "weights", "sha256", "width", "fc_dim", "epochs", "batch_size", "lr", "beta1", "eps", "lr_decay",
+        "lr_decay_every", "dropout", "batch_norm", "attribute_weight", "seed", "device", "precision", "num_workers")
+
+
+def build_face_encoder(corpus_dir: str | Path, shards_dir: str | Path, out: str | Path, metrics_path: str | Path,
+                       plots_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``face_encoder`` stage: load verified pretrained weights or train on the face corpus, for the crop size
+    of ``shards_dir``; save the checkpoint and metrics and return the metrics (None on ranks other than 0 under
+    torchrun, which train but do not write)."""
+    from pipeline.distributed import current
+    from pipeline.io import write_json
+    from pipeline.loop import save_final
+    from pipeline.params import require
+    from pipeline.sample.corpus import check_corpus_meta
+
+    require(params, *KEYS, section="face_encoder")
+    source = str(params["source"])
+    image_size = shard_image_size(shards_dir)
+    if source == "pretrained":
+        model, config = build_pretrained(str(params["weights"]), str(params["sha256"]), image_size)
+        metrics: dict[str, Any] = {"source": "pretrained", "sha256": str(params["sha256"]).lower()}
+        extra = {"source": "pretrained", "sha256": metrics["sha256"], "image_size": config["image_size"],
+                 "n_identities": config["num_classes"]}
+        Path(plots_dir).mkdir(parents=True, exist_ok=True)  # a declared output: no curves, nothing was trained
+        (Path(plots_dir) / "pretrained.txt").write_text(f"pretrained weights, sha256 {metrics['sha256']}: no "
+                                                        f"training curves\n", encoding="utf-8")
+    elif source == "train":
+        corpus_size = shard_image_size(corpus_dir)
+        if corpus_size != image_size:
+            raise FaceEncoderError(f"the face corpus {corpus_dir} has {corpus_size}px images but the shards have "
+                                   f"{image_size}px crops: set face_corpus.image_size: {image_size}")
+        model, config, metrics = train_face_encoder(corpus_dir, params, image_size, out, plots_dir,
+                                                    check=check_corpus_meta)
+        extra = {"source": "train", "image_size": image_size, "n_identities": metrics["n_identities"],
+                 "seed": int(params["seed"]), "epochs": int(params["epochs"])}
+    else:
+        raise FaceEncoderError(f"face_encoder.source must be 'train' or 'pretrained', got {source!r}")
+    if not current().main:
+        return None
+    metrics.update({"image_size": config["image_size"], "feature_dim": config["fc_dim"],
+                    "n_params": count_parameters(model)})
+    save_final(out, model, "vggface", config, extra)
+    write_json(metrics_path, metrics)
+    return metrics

@@ -28,8 +28,10 @@ from typing import Protocol, Sequence
 import numpy as np
 from PIL import Image
 
+from pipeline.errors import PipelineError
 
-class FaceError(ValueError):
+
+class FaceError(PipelineError, ValueError):
     """No usable face; ``reason`` is ``no_face`` | ``face_off_centre``."""
 
     def __init__(self, reason: str, message: str):
@@ -37,7 +39,7 @@ class FaceError(ValueError):
         self.reason = reason
 
 
-class DetectorError(RuntimeError):
+class DetectorError(PipelineError, RuntimeError):
     """A detector cannot be built (unknown name, missing weights)."""
 
 
@@ -266,6 +268,16 @@ class FaceAlignmentDetector:
         return out
 
 
+#: the ``preprocess.detector`` values
+DETECTOR_NAMES = ("center", "dlib", "dlib_cnn", "face_alignment")
+
+
+def check_detector_name(name: str) -> None:
+    """DetectorError naming the choices for an unknown ``preprocess.detector`` (before any clip is read)."""
+    if name not in DETECTOR_NAMES:
+        raise DetectorError(f"unknown detector {name!r} ({' | '.join(DETECTOR_NAMES)})")
+
+
 def make_detector(name: str, *, device: str = "auto", center_box: float = 0.45, dlib_upsample: int = 1,
                   face_alignment_dir: str = "") -> Detector:
     """Build the detector named by ``preprocess.detector``."""
@@ -277,7 +289,8 @@ def make_detector(name: str, *, device: str = "auto", center_box: float = 0.45, 
         return DlibCnnDetector(dlib_upsample)
     if name == "face_alignment":
         return FaceAlignmentDetector(device, face_alignment_dir or os.environ.get("FACE_ALIGNMENT_DIR") or None)
-    raise DetectorError(f"unknown detector {name!r} (center | dlib | dlib_cnn | face_alignment)")
+    check_detector_name(name)
+    raise AssertionError(name)  # every name check_detector_name accepts is built above
 
 
 def choose_face(boxes: Sequence[FaceBox], center: tuple[float, float], width: int, height: int,

@@ -11,10 +11,11 @@ from typing import Iterator
 
 import numpy as np
 
+from pipeline.errors import PipelineError
 from pipeline.io import read_json
 
 
-class FeaturesError(ValueError):
+class FeaturesError(PipelineError, ValueError):
     """A features directory is missing, incomplete or inconsistent."""
 
 

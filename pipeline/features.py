@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline.device import resolve_device
 from pipeline.engine import EngineSettings, describe, run_units
 from pipeline.feature_files import FeaturesError, keys_path
 from pipeline.io import atomic_path, atomic_write_bytes, write_json
@@ -82,7 +83,6 @@ _MODELS: dict[tuple, torch.nn.Module] = {}
 
 def _face_encoder_for(job: FeatureJob) -> torch.nn.Module:
     from pipeline.checkpoints import load_checkpoint
-    from pipeline.device import resolve_device
 
     stat = Path(job.face_encoder).stat()
     key = (job.face_encoder, stat.st_size, stat.st_mtime_ns, job.fc7_relu, job.device)
@@ -154,8 +154,9 @@ def extract_features(
             bar.update(1)
             bar.set_postfix(samples=sum(counts.values()))
     write_features_meta(out_dir, dim=dim, relu=fc7_relu, face_encoder=_json_header(header), counts=counts)
+    ran_on = str(resolve_device(device)) if engine.engine == "local" else "the Ray cluster"
     return {"dim": dim, "counts": counts, "shards": len(jobs), "seconds": time.perf_counter() - started,
-            "engine": describe(engine)}
+            "engine": describe(engine), "ran_on": ran_on}
 
 
 def _json_header(header: dict[str, Any]) -> dict[str, Any]:

@@ -18,15 +18,15 @@ them) are unavailable; loading them fails with one clear sentence.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
 CLASSES = ("M", "F")  # class index -> label
@@ -40,7 +40,7 @@ PREDICTIONS_SCHEMA = pa.schema([
 SPLITS = ("train", "test")
 
 
-class GenderError(ValueError):
+class GenderError(PipelineError, ValueError):
     """Gender predictions are missing or malformed."""
 
 
@@ -102,53 +102,30 @@ def _targets(metas: Iterable[dict]) -> torch.Tensor:
     return torch.tensor([label_index(m) for m in metas], dtype=torch.long)
 
 
-def train_classifier(
-    shards_dir: str | Path,
-    width: float,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    device: torch.device,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Train the classifier on labelled train samples (cross-entropy, Adam); returns model and train metrics."""
+def train_classifier(shards_dir: str | Path, params: Mapping[str, Any], device: torch.device, out: str | Path,
+                     plots_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Train the classifier on the labelled train samples of ``shards_dir`` (cross-entropy) with the training loop
+    every model uses (``pipeline.loop.fit``: resume state beside ``out``, curves under ``plots_dir``, DDP under
+    torchrun); returns the model and its train metrics."""
     from models.gender import VoiceGenderClassifier
-    from pipeline.datasets import SplitDataset, make_loader, spec_batch
+    from pipeline.datasets import SplitDataset, spec_batch
     from pipeline.device import seed_everything
+    from pipeline.loop import fingerprint, fit
 
-    seed_everything(int(seed))
-    model = VoiceGenderClassifier(width=float(width), in_channels=2, num_classes=2).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=float(lr))
-    dataset = SplitDataset(shards_dir, "train", fields=("spec", "meta"), shuffle=True, seed=int(seed),
+    seed_everything(int(params["seed"]))
+    config = {"width": float(params["width"]), "in_channels": 2, "num_classes": 2}
+    model = VoiceGenderClassifier(**config).to(device)
+    dataset = SplitDataset(shards_dir, "train", fields=("spec", "meta"), shuffle=True, seed=int(params["seed"]),
                            buffer_size=1000, keep=_labelled)
-    history = []
-    for epoch in range(int(epochs)):
-        dataset.set_epoch(epoch)
-        model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(make_loader(dataset, batch_size), desc=f"gender epoch {epoch + 1}/{epochs}", unit="batch",
-                   leave=False)
-        for batch in bar:
-            spec = spec_batch(batch, device)
-            target = _targets(batch["meta"]).to(device)
-            logits = model(spec)
-            loss = nn.functional.cross_entropy(logits, target)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total_loss += loss.item() * len(target)
-            correct += int((logits.argmax(1) == target).sum())
-            seen += len(target)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}")
-        history.append({"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1)})
-    # BatchNorm running statistics from the final weights: without this, eval-mode predictions lag far behind
-    # the trained model (pipeline.training.recalibrate_batchnorm).
-    from pipeline.training import recalibrate_batchnorm
 
-    dataset.set_epoch(int(epochs))
-    recalibrate_batchnorm(model, make_loader(dataset, batch_size), lambda batch: model(spec_batch(batch, device)))
-    return model, {"train_loss": history[-1]["loss"] if history else None,
-                   "train_acc": history[-1]["acc"] if history else None, "history": history}
+    def step(batch: dict, net: nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
+        target = _targets(batch["meta"]).to(device)
+        logits = net(spec_batch(batch, device))
+        return nn.functional.cross_entropy(logits, target), {"acc": float((logits.argmax(1) == target).float().mean())}
+
+    history = fit(model, dataset, step, params, out, plots_dir, fingerprint({"params": dict(params), "config": config,
+                  "data": str(shards_dir)}), "gender", device)
+    return model, {"train_loss": history[-1]["loss"], "train_acc": history[-1]["acc"], "history": history}
 
 
 @torch.no_grad()
@@ -190,14 +167,18 @@ def accuracy(rows: Sequence[dict[str, Any]], split: str) -> dict[str, Any]:
     return out
 
 
-def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, Any],
-               device: torch.device, corpus_dir: str | Path | None = None) -> dict[str, Any]:
+def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, Any], plots_dir: str | Path,
+               corpus_dir: str | Path | None = None) -> dict[str, Any] | None:
     """Train (on the gender corpus when it has labelled train samples, else on the main shards' labelled train
-    samples), predict every main sample, write ``model.pt`` + ``predictions.parquet``; return metrics."""
-    from pipeline.checkpoints import save_checkpoint
+    samples), predict every main sample, write ``model.pt`` + ``predictions.parquet``; return metrics. Under
+    torchrun every rank trains and rank 0 alone predicts and writes (the others return None)."""
     from pipeline.datasets import DatasetError
+    from pipeline.device import resolve_device
+    from pipeline.distributed import current, rank_device
+    from pipeline.loop import save_final
     from pipeline.shards import list_shards
 
+    device = rank_device(resolve_device(str(params["device"])))  # cuda:<LOCAL_RANK> under torchrun
     if not list_shards(shards_dir, "train"):
         raise DatasetError(f"no 'train' shards in {shards_dir} (empty split?)")
     out_dir = Path(out_dir)
@@ -216,16 +197,18 @@ def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, An
     if corpus_labels is not None:
         metrics["corpus_labels"] = corpus_labels
     if train_dir is not None:
-        model, train_metrics = train_classifier(
-            train_dir, params["width"], params["epochs"], params["batch_size"], params["lr"], params["seed"],
-            device)
-        metrics.update({k: v for k, v in train_metrics.items() if k != "history"})
-        metrics["history"] = train_metrics["history"]
-        config = {"width": float(params["width"]), "in_channels": 2, "num_classes": 2}
-        save_checkpoint(out_dir / "model.pt", model.cpu(), "voice_gender", config,
-                        {"classes": list(CLASSES), "seed": int(params["seed"]), "epochs": int(params["epochs"]),
-                         "trained_on": trained_on})
+        # the resume state lives beside the output directory, which DVC empties before it reruns the stage
+        anchor = out_dir.with_name(f"{out_dir.name}-model.pt")
+        model, train_metrics = train_classifier(train_dir, params, device, anchor, plots_dir)
+        if not current().main:
+            return None
+        metrics.update(train_metrics)
+        save_final(out_dir / "model.pt", model, "voice_gender", {"width": float(params["width"]), "in_channels": 2,
+                   "num_classes": 2}, {"classes": list(CLASSES), "seed": int(params["seed"]),
+                   "epochs": int(params["epochs"]), "trained_on": trained_on}, resume_of=anchor)
         model.to(device)
+    elif not current().main:
+        return None
     rows: list[dict[str, Any]] = []
     for split in SPLITS:
         rows.extend(predict_split(model, shards_dir, split, int(params["batch_size"]), device))

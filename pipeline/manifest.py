@@ -29,6 +29,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, write_json
 
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
@@ -53,7 +54,7 @@ REJECT_SCHEMA = pa.schema([("row", pa.int64()), ("line", pa.string()), ("reason"
                            ("detail", pa.string())])
 
 
-class ManifestError(ValueError):
+class ManifestError(PipelineError, ValueError):
     """The input cannot give a manifest at all (missing/empty CSV, nothing usable, malformed labels)."""
 
 

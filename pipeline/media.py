@@ -6,21 +6,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
+import numpy as np
+
+from pipeline.errors import PipelineError
+
+
+class ToolMissingError(PipelineError, RuntimeError):
+    """ffmpeg or ffprobe is not installed: the run stops (not a MediaError, which rejects one clip)."""
 
 
 def require_ffmpeg() -> None:
-    """Stop with one sentence (exit status 1) when ffmpeg or ffprobe is not on PATH.
+    """Stop with one sentence (ToolMissingError) when ffmpeg or ffprobe is not on PATH.
 
     A missing tool is a broken installation, not a property of the media: without this check every clip would
     be rejected as unreadable instead of the run stopping.
     """
     missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
     if missing:
-        raise SystemExit(f"error: {' and '.join(missing)} not found on PATH; install ffmpeg "
+        raise ToolMissingError(f"{' and '.join(missing)} not found on PATH; install ffmpeg "
                          "(Debian/Ubuntu: apt-get install ffmpeg; `make setup` does it when run as root)")
 
 
-class MediaError(RuntimeError):
+class MediaError(PipelineError, RuntimeError):
     """A file could not be read as media; ``reason`` is a short code for rejection tables."""
 
     def __init__(self, reason: str, message: str):
@@ -95,8 +102,6 @@ def decode_audio(path: str | Path, sample_rate: int = 16000) -> "np.ndarray":
     Raises MediaError('corrupt', ...) when ffmpeg fails. Callers check ``probe(...).has_audio`` first so a
     missing stream becomes 'no_audio' rather than a decode failure.
     """
-    import numpy as np
-
     try:
         out, _ = (
             ffmpeg.input(str(path))
@@ -115,7 +120,6 @@ def decode_frame(path: str | Path, time: float, width: int, height: int) -> "np.
     ``width``/``height`` come from ``probe``; the frame is scaled to them so odd sample aspect ratios cannot
     change the buffer size. Seeking past the end falls back to the last decodable frame.
     """
-    import numpy as np
 
     def grab(seek: float | None) -> bytes:
         kwargs = {"ss": f"{seek:.3f}"} if seek else {}

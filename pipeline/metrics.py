@@ -18,8 +18,10 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.errors import PipelineError
 
-class MetricsError(ValueError):
+
+class MetricsError(PipelineError, ValueError):
     """Inputs of a metric have incompatible shapes or are empty."""
 
 

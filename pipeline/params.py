@@ -14,13 +14,15 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
+from pipeline.errors import PipelineError
+
 
 #: sections read at run time that no stage declares on purpose: how a stage runs, not what it computes (the
 #: ``cluster`` engine settings, ``pipeline.engine``), so that changing them never reruns a stage
 RUNTIME_SECTIONS = ("cluster",)
 
 
-class ParamsError(ValueError):
+class ParamsError(PipelineError, ValueError):
     """A params file or section is missing or malformed."""
 
 

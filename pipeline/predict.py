@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from pipeline.media import require_ffmpeg
-from pipeline.training import (ARCH_DECODER, ARCH_ENCODER, TrainingError, get_variant, load_frozen, load_priors,
-                               priors_needed, run_main)
+from pipeline.loop import TrainingError
+from pipeline.frozen import ARCH_DECODER, ARCH_ENCODER, load_frozen
+from pipeline.variants import get_variant, load_variant_priors, priors_needed
 
 ARCH_GENDER = "voice_gender"
 
@@ -73,7 +74,7 @@ def predict_face(audio: str | Path, encoder_path: str | Path, decoder_path: str 
     if variant.prior is not None:
         if priors_path is None:
             raise PredictError(f"the {variant.name} encoder needs --priors (data/priors)")
-        priors = load_priors(priors_path, dim, priors_needed(variant))
+        priors = load_variant_priors(priors_path, dim, priors_needed(variant))
         if variant.prior == "gender":
             if gender_model is None:
                 raise PredictError(f"the {variant.name} encoder needs --gender-model (data/gender/model.pt)")
@@ -87,8 +88,7 @@ def predict_face(audio: str | Path, encoder_path: str | Path, decoder_path: str 
     return face, {"variant": variant.name, "prior": chosen, "audio_fit": fit, "audio_seconds": round(seconds, 3)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n")[0])
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio", required=True, help="audio or video file (any format ffmpeg reads)")
     parser.add_argument("--encoder", required=True, help="speech encoder checkpoint (data/models/encoder-V.pt)")
     parser.add_argument("--decoder", required=True, help="face decoder checkpoint (data/models/decoder.pt)")
@@ -96,22 +96,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gender-model", default=None, help="voice gender classifier (gender/gender_fc)")
     parser.add_argument("--out", required=True, help="output PNG")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    args = parser.parse_args(argv)
+
+
+def _body(args: argparse.Namespace) -> str:
+    from PIL import Image
+
+    from pipeline.io import atomic_path
+
     require_ffmpeg()
+    face, info = predict_face(args.audio, args.encoder, args.decoder, args.priors, args.gender_model, args.device)
+    with atomic_path(args.out) as tmp:
+        Image.fromarray(face).save(tmp, format="PNG")
+    return (f"predict: {args.audio} ({info['audio_seconds']} s, {info['audio_fit']}) -> {args.out} "
+            f"[{face.shape[1]}x{face.shape[0]}, variant {info['variant']}, prior {info['prior']}]")
 
-    def body() -> str:
-        from PIL import Image
 
-        from pipeline.io import atomic_path
+def main(argv: list[str] | None = None) -> int:
+    """CLI: one face PNG from one recording."""
+    from pipeline.stage import run_stage
 
-        face, info = predict_face(args.audio, args.encoder, args.decoder, args.priors, args.gender_model,
-                                  args.device)
-        with atomic_path(args.out) as tmp:
-            Image.fromarray(face).save(tmp, format="PNG")
-        return (f"predict: {args.audio} ({info['audio_seconds']} s, {info['audio_fit']}) -> {args.out} "
-                f"[{face.shape[1]}x{face.shape[0]}, variant {info['variant']}, prior {info['prior']}]")
-
-    return run_main(body)
+    return run_stage("predict", __doc__, _add_arguments, _body, argv, prog="python -m pipeline.predict")
 
 
 if __name__ == "__main__":

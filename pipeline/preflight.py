@@ -13,15 +13,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+from pipeline.errors import PipelineError
 from pipeline.manifest import ManifestError, read_labels
 
 # The Table 4 variants that use the voice classifier's predictions (a gender prior or a one-gender subset). Spelled
-# out rather than read from pipeline.training's registry, so that preflight stays free of torch; a test checks
+# out rather than read from pipeline.variants' registry, so that preflight stays free of torch; a test checks
 # that the two agree.
 GENDER_VARIANTS = ("gender", "gender_fc", "male", "female")
 
 
-class PreflightError(ValueError):
+class PreflightError(PipelineError, ValueError):
     """The run as configured would stop later; one sentence says what to change."""
 
 

@@ -35,8 +35,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline.audio import AudioError, load_audio, spectrogram
-from pipeline.faces import (Detector, EyeLandmarks, FaceError, align_face, choose_face, crop_face,
-                            make_detector)
+from pipeline.errors import PipelineError
+from pipeline.faces import (Detector, EyeLandmarks, FaceError, align_face, check_detector_name, choose_face,
+                            crop_face, make_detector)
 from pipeline.engine import EngineSettings, describe, run_units
 from pipeline.io import note_if_empty, read_json
 from pipeline.media import MediaError, decode_frame, probe
@@ -48,7 +49,7 @@ RAW_RE = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{6})\.tar$")
 MEDIA_EXTS = {"mp4", "mkv", "webm", "mov", "avi", "mpg", "mpeg", "m4v", "flv", "ts"}
 
 
-class PreprocessError(RuntimeError):
+class PreprocessError(PipelineError, RuntimeError):
     """The stage cannot run at all (bad params, unreadable raw directory); one sentence for the user."""
 
 
@@ -86,6 +87,7 @@ class PreprocessConfig:
         if unknown:
             raise PreprocessError(f"unknown preprocess param(s): {', '.join(unknown)}")
         cfg = cls(**known)
+        check_detector_name(cfg.detector)
         if cfg.image_size < 8:
             raise PreprocessError(f"preprocess.image_size must be >= 8, got {cfg.image_size}")
         if not 1 <= cfg.jpeg_quality <= 100 or cfg.jpeg_quality < 95:
@@ -484,7 +486,7 @@ def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConf
     elapsed = time.perf_counter() - started
     ordered = [st for split in sorted(raw_shards) for raw in raw_shards[split]
                for st in all_stats.get(f"{split}/{raw.name}", [])]
-    metrics = summarize(raw_dir, ordered, cfg, processed)
+    metrics = count_outcomes(raw_dir, ordered, cfg, processed)
     metrics["timings"] = summarize_timings(shard_timings, processed, elapsed)
     metrics["timings"]["engine"] = describe(engine)
     note_if_empty(out_dir, "No sample shards: there were no raw clips (an optional corpus that is not configured).")
@@ -510,7 +512,7 @@ def summarize_timings(shard_timings: dict[str, dict[str, float]], processed: int
     }
 
 
-def summarize(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessConfig,
+def count_outcomes(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessConfig,
               processed: int) -> dict[str, Any]:
     """Metrics: rows in (download's keys) = samples out + download rejections + preprocess rejections."""
     download_keys, download_rejected = download_outcomes(raw_dir)
@@ -541,3 +543,13 @@ def summarize(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessCon
         "image_size": cfg.image_size,
         "clips_processed_this_run": processed,
     }
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """The stage's one-line summary: rows in, samples out, rejections by reason, and whether the counts add up."""
+    reasons: Counter = Counter(metrics["download_rejections"])
+    reasons.update(metrics["preprocess_rejections"])
+    by_reason = ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())) or "none"
+    return (f"preprocess: {metrics['rows_in']} rows in, {metrics['samples_out']} samples out "
+            f"in {metrics['shards']} shard(s), {metrics['rejections_total']} rejected ({by_reason})"
+            + ("" if metrics["counts_add_up"] else " [WARNING: counts do not add up]"))

@@ -26,6 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from pipeline.errors import PipelineError
 from pipeline.feature_files import iter_feature_shards, read_keys, feature_paths, keys_path
 from pipeline.io import atomic_path
 
@@ -35,7 +36,7 @@ GENDER_OF_GROUP = {"male": "M", "female": "F"}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-class PriorsError(ValueError):
+class PriorsError(PipelineError, ValueError):
     """Priors cannot be computed or loaded as asked (no samples, missing group, wrong dimension)."""
 
 
@@ -362,3 +363,57 @@ def load_prior(path: str | Path, group: str, expected_dim: int | None = None) ->
     if expected_dim is not None and prior.shape != (int(expected_dim),):
         raise PriorsError(f"the {group} prior has dimension {prior.shape[0]}, expected {expected_dim}")
     return prior
+
+
+#: ``priors.neutral`` values: a gender-balanced set of speakers, or random training clips
+NEUTRAL_MODES = ("balanced", "random")
+
+
+def run_priors(features_dir: str | Path, genders: Mapping[str, str | None], manifest_dir: str | Path,
+               out_dir: str | Path, params: Mapping) -> dict:
+    """The ``priors`` stage: neutral and male/female priors from the train split's features, the convergence
+    table (paper Table 1), and one archive per Table 4 variant with only the priors it uses; returns the metrics.
+
+    ``genders``: each train sample's gender, its label where known, else the voice classifier's prediction
+    (``pipeline.gender.known_genders``).
+    """
+    from pipeline.feature_files import feature_dim
+    from pipeline.params import ParamsError, require
+    from pipeline.variants import VARIANTS, priors_needed
+
+    require(params, "n", "seed", "convergence_n", "neutral", section="priors")
+    if params["neutral"] not in NEUTRAL_MODES:
+        raise ParamsError(f"priors.neutral must be one of {', '.join(NEUTRAL_MODES)}, got {params['neutral']!r}")
+    balance = read_speaker_balance(manifest_dir, genders) if params["neutral"] == "balanced" else None
+    neutral_at: dict = {}
+    priors, metrics = compute_priors(features_dir, genders, int(params["n"]), [int(x) for x in params["convergence_n"]],
+                                     int(params["seed"]), neutral_at=neutral_at, balance=balance)
+    if metrics["dim"] != feature_dim(features_dir):
+        raise PriorsError(f"priors have dimension {metrics['dim']} but features meta says {feature_dim(features_dir)}")
+    counts = {name: group["n_used"] for name, group in metrics["groups"].items()}
+    save_priors(f"{out_dir}/priors.npz", priors, counts)
+    save_convergence_priors(f"{out_dir}/convergence.npz", neutral_at)
+    save_variant_priors(out_dir, priors, counts, {name: priors_needed(v) for name, v in VARIANTS.items()})
+    return metrics
+
+
+def capped_messages(metrics: Mapping) -> list[str]:
+    """One line per prior that got fewer samples than ``priors.n`` asked for."""
+    lines = []
+    for name, group in metrics["groups"].items():
+        if group["capped"]:
+            what = ("gender-balanced speakers" if name == "neutral" and metrics["neutral_balance"]["unit"] == "speaker"
+                    else "train samples")
+            lines.append(f"priors: {name}: asked for n={group['n_requested']} but only {group['n_available']} {what}; "
+                         f"using {group['n_used']}")
+    return lines
+
+
+def summary_line(metrics: Mapping) -> str:
+    """The stage's summary: the priors' sizes and the neutral prior's convergence (L1 between successive n)."""
+    groups, balance = metrics["groups"], metrics["neutral_balance"]
+    table = ", ".join(f"{row['n']}->{row['next_n']}: {row['neutral']:.3f}" for row in metrics["convergence"]
+                      if row["neutral"] is not None)
+    return (f"priors: dim {metrics['dim']}, neutral n={groups['neutral']['n_used']} {balance['unit']}s "
+            f"({balance['mode']}: {balance['used']['M']} M / {balance['used']['F']} F), "
+            f"male n={groups['male']['n_used']}, female n={groups['female']['n_used']}; neutral L1 {table}")

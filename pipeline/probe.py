@@ -21,12 +21,13 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from pipeline.errors import PipelineError
 from pipeline.sample.corpus import ATTRIBUTES, HAIR_NAMES, CorpusError, check_corpus_meta
 
 ARCH = "attribute_probe"
 
 
-class ProbeError(ValueError):
+class ProbeError(PipelineError, ValueError):
     """The probe cannot be trained or applied (no corpus, a single-class attribute, unreadable labels)."""
 
 
@@ -108,7 +109,7 @@ def train_probe(corpus_dir: str | Path, params: Mapping[str, Any], device: torch
     """Train the probe on the corpus; returns ``(model, config, metrics)``."""
     from models import build_model
     from pipeline.device import seed_everything
-    from pipeline.training import recalibrate_batchnorm
+    from pipeline.loop import recalibrate_batchnorm
 
     seed = int(params["seed"])
     generator = seed_everything(seed)

@@ -13,8 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.errors import PipelineError
 
-class RemoteError(RuntimeError):
+
+class RemoteError(PipelineError, RuntimeError):
     """The DVC remote is not configured, does not exist, or cannot be reached."""
 
 

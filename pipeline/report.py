@@ -18,7 +18,8 @@ import numpy as np
 
 from pipeline.evaluate import save_grid_png
 from pipeline.io import atomic_path, read_json, write_json
-from pipeline.training import VARIANTS, TrainingError
+from pipeline.loop import TrainingError
+from pipeline.variants import VARIANTS
 
 
 class ReportError(TrainingError):

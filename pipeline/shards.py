@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 from PIL import Image
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, deterministic_tarinfo, dumps_json, read_json, write_json
 
 SAMPLE_RATE = 16000
@@ -47,7 +48,7 @@ STATUS_SCHEMA = pa.schema([
 ])  # no timing columns: the table must be byte-identical between runs (timings go to the stage metrics)
 
 
-class ShardError(ValueError):
+class ShardError(PipelineError, ValueError):
     """A shard or sample does not honour the data contract."""
 
 

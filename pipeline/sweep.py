@@ -38,6 +38,8 @@ from typing import Any, Sequence
 
 import yaml
 
+from pipeline.errors import PipelineError
+
 EXP_PREFIX = "priors-n"
 GROUPS = ("neutral", "male", "female")
 OUT_DIR = Path("sweeps/priors")
@@ -45,7 +47,7 @@ OUT_DIR = Path("sweeps/priors")
 CODE_DIRS = ("stages", "pipeline", "models")
 
 
-class SweepError(ValueError):
+class SweepError(PipelineError, ValueError):
     """The sweep cannot start or an experiment failed; one sentence says why."""
 
 
@@ -251,7 +253,7 @@ def sweep_faces(points: Sequence[Point], repo: Path, decoder_path: Path, path: P
     from pipeline.device import resolve_device
     from pipeline.evaluate import save_grid_png
     from pipeline.evaluate_decoder import prior_faces
-    from pipeline.training import ARCH_DECODER, load_frozen
+    from pipeline.frozen import ARCH_DECODER, load_frozen
 
     device = resolve_device(device_name)
     decoder, _ = load_frozen(decoder_path, ARCH_DECODER, device)

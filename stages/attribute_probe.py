@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -13,37 +12,33 @@ from pipeline.checkpoints import save_checkpoint
 from pipeline.device import resolve_device
 from pipeline.io import write_json
 from pipeline.params import load_section, require
-from pipeline.probe import ARCH, ProbeError, train_probe
-from pipeline.sample.corpus import CorpusError
-from pipeline.training import elapsed, run_main
+from pipeline.probe import ARCH, train_probe
+from pipeline.stage import elapsed, run_stage
 
 KEYS = ("width", "epochs", "batch_size", "lr", "val_fraction", "seed", "device")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser) -> None:
     parser.add_argument("--corpus", required=True, help="face corpus directory (stage face_corpus)")
     parser.add_argument("--out", required=True, help="output checkpoint")
     parser.add_argument("--metrics", required=True, help="metrics JSON path")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
 
-    def body() -> str:
-        start = time.perf_counter()
-        params = load_section("attribute_probe", args.params)
-        require(params, *KEYS, section="attribute_probe")
-        try:
-            model, config, metrics = train_probe(args.corpus, params, resolve_device(str(params["device"])))
-        except CorpusError as exc:
-            raise ProbeError(str(exc)) from None
-        save_checkpoint(args.out, model.cpu(), ARCH, config, {"val": metrics["val"]})
-        write_json(args.metrics, metrics)
-        accs = ", ".join(f"{name} {v['accuracy']:.2f} (chance {v['chance']:.2f})"
-                         for name, v in metrics["val"].items() if v.get("accuracy") is not None)
-        return (f"attribute_probe: {metrics['n_train_images']} training crops; on {metrics['n_val_identities']} "
-                f"unseen identities: {accs}; {elapsed(start)} -> {args.out}")
 
-    return run_main(body, extra_errors=(ProbeError,))
+def body(args) -> str:
+    start = time.perf_counter()
+    params = load_section("attribute_probe", args.params)
+    require(params, *KEYS, section="attribute_probe")
+    model, config, metrics = train_probe(args.corpus, params, resolve_device(str(params["device"])))
+    save_checkpoint(args.out, model.cpu(), ARCH, config, {"val": metrics["val"]})
+    write_json(args.metrics, metrics)
+    accs = ", ".join(f"{name} {v['accuracy']:.2f} (chance {v['chance']:.2f})"
+                     for name, v in metrics["val"].items() if v.get("accuracy") is not None)
+    return (f"attribute_probe: {metrics['n_train_images']} training crops; on {metrics['n_val_identities']} "
+            f"unseen identities: {accs}; {elapsed(start)} -> {args.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage("attribute_probe", __doc__, add_arguments, body, argv)
 
 
 if __name__ == "__main__":

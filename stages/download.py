@@ -4,27 +4,30 @@
 """
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 
-from pipeline.download import DownloadConfigError, DownloadSettings, run_download
+from pipeline.download import DownloadSettings, run_download
 from pipeline.download.errors import DownloadBlocked
 from pipeline.download.runner import summary_line
-from pipeline.engine import EngineError, load_engine, shutdown
+from pipeline.engine import load_engine, shutdown
 from pipeline.media import require_ffmpeg
-from pipeline.params import ParamsError, load_section
+from pipeline.params import load_section
+from pipeline.stage import StageExit, run_stage
+
+#: the exit code of a run stopped by YouTube's bot check or rate limit: retry later, the input is fine
+BLOCKED_EXIT = 3
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser) -> None:
     parser.add_argument("--manifest", required=True, help="directory with train.parquet / test.parquet")
     parser.add_argument("--out", required=True, help="output directory of raw shards")
     parser.add_argument("--metrics", default="", help="totals JSON (rows in, ok, rejected by class)")
     parser.add_argument("--work", default="", help="work directory for resumable shards (default: <out>.partial)")
-    parser.add_argument("--params", default="params.yaml", help="params file (section 'download')")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+
+
+def body(args) -> str:
     require_ffmpeg()
     # SIGTERM (e.g. a killed dvc repro) unwinds like Ctrl-C, so yt-dlp children are stopped; completed shards stay
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -33,16 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         totals = run_download(args.manifest, args.out, settings, work_dir=args.work or None,
                               metrics_path=args.metrics or None, progress=not args.no_progress,
                               engine=load_engine(args.params))
-    except (DownloadConfigError, ParamsError, EngineError, TypeError) as exc:
-        print(f"download: {exc}", file=sys.stderr)
-        return 2
     except DownloadBlocked as exc:
-        print(f"download: {exc}", file=sys.stderr)
-        return 3
+        raise StageExit(str(exc), BLOCKED_EXIT) from None
     finally:
         shutdown()
-    print(summary_line(totals))
-    return 0
+    return summary_line(totals)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage("download", __doc__, add_arguments, body, argv)
 
 
 if __name__ == "__main__":

@@ -7,38 +7,36 @@ paper Figures 4 and 2.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 from pipeline.evaluate_decoder import evaluate_decoder
 from pipeline.params import load_section, require
-from pipeline.probe import ProbeError
-from pipeline.training import elapsed, run_main
+from pipeline.stage import elapsed, run_stage
 
 KEYS = ("max_samples", "batch_size", "recall_k", "figure_columns", "device")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser) -> None:
     for name in ("shards", "features", "priors", "decoder", "face-encoder", "probe", "out", "metrics"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--attributes", default="", help="speakers.json-style attributes file ('' = none)")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
 
-    def body() -> str:
-        start = time.perf_counter()
-        params = load_section("evaluate_decoder", args.params)
-        require(params, *KEYS, section="evaluate_decoder")
-        m = evaluate_decoder(args.shards, args.features, args.priors, args.decoder, args.face_encoder, args.probe,
-                             args.attributes, args.out, args.metrics, params)
-        r = m["face_to_face_retrieval"]
-        return (f"evaluate_decoder: Face-to-Face L1 / mean-face L1 train {m['train']['l1_ratio']:.3f}, test "
-                f"{m['test']['l1_ratio']:.3f}; diversity test {m['test']['diversity']:.3f}; retrieval R@1 "
-                f"{r['recall']['1']:.3f} (chance {r['recall_chance']['1']:.3f}); {elapsed(start)} -> {args.out}")
 
-    return run_main(body, extra_errors=(ProbeError,))
+def body(args) -> str:
+    start = time.perf_counter()
+    params = load_section("evaluate_decoder", args.params)
+    require(params, *KEYS, section="evaluate_decoder")
+    m = evaluate_decoder(args.shards, args.features, args.priors, args.decoder, args.face_encoder, args.probe,
+                         args.attributes, args.out, args.metrics, params)
+    r = m["face_to_face_retrieval"]
+    return (f"evaluate_decoder: Face-to-Face L1 / mean-face L1 train {m['train']['l1_ratio']:.3f}, test "
+            f"{m['test']['l1_ratio']:.3f}; diversity test {m['test']['diversity']:.3f}; retrieval R@1 "
+            f"{r['recall']['1']:.3f} (chance {r['recall_chance']['1']:.3f}); {elapsed(start)} -> {args.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage("evaluate_decoder", __doc__, add_arguments, body, argv)
 
 
 if __name__ == "__main__":

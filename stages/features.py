@@ -4,44 +4,35 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from pipeline.checkpoints import CheckpointError
-from pipeline.device import resolve_device
-from pipeline.engine import EngineError, load_engine, shutdown
-from pipeline.feature_files import FeaturesError
+from pipeline.engine import load_engine, shutdown
 from pipeline.features import extract_features
-from pipeline.params import ParamsError, load_section, require
+from pipeline.params import load_section, require
+from pipeline.stage import run_stage
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser) -> None:
     parser.add_argument("--shards", required=True, help="shards directory (stage preprocess)")
     parser.add_argument("--face-encoder", required=True, help="face encoder checkpoint (stage face_encoder)")
     parser.add_argument("--out", required=True, help="output features directory")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
+
+
+def body(args) -> str:
+    params = load_section("features", args.params)
+    require(params, "fc7_relu", "batch_size", "device", section="features")
     try:
-        params = load_section("features", args.params)
-        require(params, "fc7_relu", "batch_size", "device", section="features")
-        try:
-            device = resolve_device(str(params["device"]))
-        except RuntimeError as exc:  # cuda asked for on a machine without it
-            raise FeaturesError(str(exc)) from exc
-        engine = load_engine(args.params)
         summary = extract_features(args.shards, args.face_encoder, args.out, bool(params["fc7_relu"]),
-                                   int(params["batch_size"]), str(params["device"]) if engine.engine == "ray"
-                                   else str(device), engine=engine)
-    except (ParamsError, FeaturesError, CheckpointError, EngineError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+                                   int(params["batch_size"]), str(params["device"]), engine=load_engine(args.params))
     finally:
         shutdown()
     counts = ", ".join(f"{n} {split}" for split, n in summary["counts"].items())
-    print(f"features: {counts} faces -> fc7 dim {summary['dim']} (relu={bool(params['fc7_relu'])}) in "
-          f"{summary['shards']} shard file(s), {summary['seconds']:.1f}s on {device if engine.engine == 'local' else 'the Ray cluster'}")
-    return 0
+    return (f"features: {counts} faces -> fc7 dim {summary['dim']} (relu={bool(params['fc7_relu'])}) in "
+            f"{summary['shards']} shard file(s), {summary['seconds']:.1f}s on {summary['ran_on']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage("features", __doc__, add_arguments, body, argv)
 
 
 if __name__ == "__main__":

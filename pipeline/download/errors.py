@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from pipeline.errors import PipelineError
+
 #: every class an attempt can end with; ``ok`` is not an error
 ERROR_CLASSES = ("unavailable", "network", "blocked", "truncated", "timeout", "corrupt", "missing_in_mirror",
                  "error")
@@ -10,7 +12,7 @@ ERROR_CLASSES = ("unavailable", "network", "blocked", "truncated", "timeout", "c
 RETRYABLE = frozenset({"network", "timeout", "blocked"})
 
 
-class DownloadConfigError(ValueError):
+class DownloadConfigError(PipelineError, ValueError):
     """The stage's params or inputs are unusable (bad manifest, missing cookies file): stop with one sentence."""
 
 

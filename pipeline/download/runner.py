@@ -40,7 +40,7 @@ from pipeline.download.sources import (
 from pipeline.download.writer import read_attempts, write_attempts, write_clip_tar, write_stats
 from pipeline.engine import EngineSettings, describe, kill_point, run_units
 from pipeline.io import note_if_empty, read_json, write_json
-from pipeline.media import MediaError, probe
+from pipeline.media import MediaError, ToolMissingError, probe
 
 #: test hook: after this many shards completed in this run, die (like a kill) before the next shard's stats
 CRASH_ENV = "S2F_DOWNLOAD_CRASH_AFTER_SHARDS"
@@ -264,6 +264,8 @@ def fetch_row(row: dict[str, Any], settings: DownloadSettings, tmp_root: Path,
                 size, info = _check(fetched, row, float(settings.duration_tolerance))
             finally:
                 outcome.probe_s += time.monotonic() - probe_began
+        except ToolMissingError:  # a broken installation stops the run; it says nothing about the row
+            raise
         except Exception as exc:  # noqa: BLE001 - one bad row must become a recorded rejection, not a crash
             error = exc if isinstance(exc, AttemptError) else AttemptError(
                 "error", one_line(f"{type(exc).__name__}: {exc}"))
@@ -563,7 +565,7 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
     if not any(work_dir.iterdir()):
         work_dir.rmdir()
 
-    totals = summarize([read_json(out_dir / f"{p.name}.stats.json") for p in plans])
+    totals = total_stats([read_json(out_dir / f"{p.name}.stats.json") for p in plans])
     totals["shards_reused"] = len(plans) - len(todo)
     totals["shards_reopened"] = reopened
     totals["attempts_across_runs"] = {
@@ -579,7 +581,7 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
     return totals
 
 
-def summarize(stats: list[dict[str, Any]]) -> dict[str, Any]:
+def total_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals over shard stats: rows in, ok, rejected (by class), attempts, per split."""
     by_class: Counter[str] = Counter()
     per_split: dict[str, Counter[str]] = {}

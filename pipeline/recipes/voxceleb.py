@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_write_bytes
 from pipeline.media import MediaError, probe
 
@@ -43,7 +44,7 @@ CLIP_EXTS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".m4a", "
 GENDERS = {"m": "M", "f": "F", "male": "M", "female": "F"}
 
 
-class VoxCelebError(ValueError):
+class VoxCelebError(PipelineError, ValueError):
     """The metadata file or the clip directory cannot give a corpus; one sentence says why."""
 
 

@@ -30,6 +30,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.errors import PipelineError
 from pipeline.io import write_json
 from pipeline.sample.face import draw_face, make_background, render_frames
 from pipeline.sample.identity import AGE_GROUPS, GENDERS, SHIRT_COLOURS, SKIN_TONES, Speaker, make_speaker
@@ -50,7 +51,7 @@ ATTRIBUTES: dict[str, tuple] = {
 }
 
 
-class CorpusError(ValueError):
+class CorpusError(PipelineError, ValueError):
     """The face corpus cannot be made or read (bad settings, a sample without its identity or attributes)."""
 
 
@@ -119,7 +120,7 @@ def iter_identities(cfg: CorpusConfig) -> Iterator[tuple[str, Speaker]]:
 
 def generate_face_corpus(out_dir: str | Path, cfg: CorpusConfig, progress: bool = True) -> dict[str, Any]:
     """Write the corpus (module docstring) into ``out_dir``; returns its counts. Same config → same bytes."""
-    from pipeline.shards import ShardWriter, encode_face, encode_meta, shard_name, write_shard_stats
+    from pipeline.shards import ShardWriter, encode_face, encode_meta, shard_name
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

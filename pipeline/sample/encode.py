@@ -8,10 +8,11 @@ import ffmpeg
 import numpy as np
 import soundfile as sf
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
 
-class EncodeError(RuntimeError):
+class EncodeError(PipelineError, RuntimeError):
     """ffmpeg failed to write a clip."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_write_bytes, write_json
 from pipeline.sample.encode import write_mp4
 from pipeline.sample.face import draw_face, make_background, render_frames
@@ -29,7 +30,7 @@ from pipeline.sample.identity import SHIRT_COLOURS, Speaker, make_speaker
 from pipeline.sample.voice import synthesize
 
 
-class SampleConfigError(ValueError):
+class SampleConfigError(PipelineError, ValueError):
     """The ``sample`` params are inconsistent."""
 
 

@@ -1,4 +1,4 @@
-"""A tiny data-parallel training run through ``pipeline.training.fit``, for tests under torchrun.
+"""A tiny data-parallel training run through ``pipeline.loop.fit``, for tests under torchrun.
 
     python -m pipeline.testing.ddp --root DIR --out w.pt --batch-size 4                 # one process
     python -m torch.distributed.run --standalone --nproc_per_node 2 -m pipeline.testing.ddp ... --batch-size 2
@@ -19,7 +19,7 @@ import torch
 
 from pipeline.datasets import SplitDataset
 from pipeline.distributed import current
-from pipeline.training import fit
+from pipeline.loop import fit
 
 
 def main(argv: list[str] | None = None) -> int:

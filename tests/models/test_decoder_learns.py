@@ -47,7 +47,7 @@ def test_decoder_with_demo_settings_reconstructs_faces_better_than_their_mean() 
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    from pipeline.training import recalibrate_batchnorm
+    from pipeline.loop import recalibrate_batchnorm
 
     recalibrate_batchnorm(decoder, [features[i:i + batch] for i in range(0, N_FACES, batch)], decoder)
     with torch.no_grad():

@@ -12,7 +12,7 @@ import torch
 
 from pipeline.distributed import DistributedError, torchrun_command
 from pipeline.testing.training import make_training_inputs
-from pipeline.training import resume_path_for
+from pipeline.loop import resume_path_for
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 240  # seconds: a DDP run whose ranks disagree on the number of batches hangs; the test then fails

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.media import MediaError, probe, require_ffmpeg
+from pipeline.media import MediaError, ToolMissingError, probe, require_ffmpeg
 
 
 def test_probe_reads_a_real_clip(grid_dir):
@@ -27,9 +27,10 @@ def test_missing_ffmpeg_stops_with_one_sentence(tmp_path, monkeypatch):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"\x00" * 16)
     monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg/ffprobe reachable
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(ToolMissingError) as stop:
         require_ffmpeg()
     assert "ffmpeg and ffprobe not found on PATH" in str(stop.value)
+    assert not isinstance(stop.value, MediaError)  # so no caller can record it as one clip's rejection
     # an existing file that cannot be probed because ffprobe is absent is not a per-clip rejection
-    with pytest.raises(SystemExit):
+    with pytest.raises(ToolMissingError):
         probe(clip)

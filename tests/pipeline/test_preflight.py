@@ -49,7 +49,7 @@ def test_stage_refuses_with_one_line_and_writes_no_marker(tmp_path, repo_root):
            "--params", str(tmp_path / "params.yaml")]
     proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("error: train_encoder.variants asks for gender, gender_fc, male, female")
+    assert proc.stderr.startswith("preflight: error: train_encoder.variants asks for gender, gender_fc, male, female")
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "preflight.json").exists()
     params["train_encoder"]["variants"] = ["non_prior", "neutral", "neutral_fc"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
@@ -59,6 +59,6 @@ def test_stage_refuses_with_one_line_and_writes_no_marker(tmp_path, repo_root):
 
 def test_gender_variants_match_the_variant_registry():
     from pipeline.preflight import GENDER_VARIANTS
-    from pipeline.training import VARIANTS
+    from pipeline.variants import VARIANTS
     assert set(GENDER_VARIANTS) == {n for n, v in VARIANTS.items() if v.prior in ("gender", "male", "female")
                                     or v.subset is not None}

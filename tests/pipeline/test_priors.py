@@ -133,7 +133,7 @@ def test_random_neutral_prior_reports_the_genders_it_used(features):
 
 def test_variant_priors_hold_only_what_each_variant_uses(tmp_path):
     from pipeline.priors import save_variant_priors
-    from pipeline.training import VARIANTS, load_priors as load_for_training, priors_needed
+    from pipeline.variants import VARIANTS, load_variant_priors as load_for_training, priors_needed
     needs = {name: priors_needed(v) for name, v in VARIANTS.items()}
     rng = np.random.default_rng(0)
     for run in ("a", "b"):  # two different sets of priors

@@ -3,20 +3,21 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline import training
+from pipeline import frozen, loop, train_encoder as encoder_training, variants
 from pipeline.checkpoints import load_checkpoint, read_header
 from pipeline.evaluate import EvaluationError, evaluate_variant
 from pipeline.report import write_report
 from pipeline.testing.training import (DIM, IMAGE_SIZE, TINY_DECODER, TINY_ENCODER, TINY_EVALUATE,
                                        make_training_inputs)
-from pipeline.training import TrainingError, train_decoder, train_encoder
+from pipeline.loop import TrainingError
+from pipeline.train_decoder import train_decoder
+from pipeline.train_encoder import train_encoder
 
 VARIANTS = ("non_prior", "gender_fc", "male")
 
@@ -51,7 +52,7 @@ def test_decoder_checkpoint_metrics_and_curves(workspace):
     assert m["epochs"] == 2 and m["samples_per_epoch"] == 8 and np.isfinite(m["final"]["loss"])
     tsv = (root / "plots/decoder/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert tsv[0] == "step\tloss" and len(tsv) == 3  # one row per epoch, no timestamp column
-    assert not training.resume_path_for(workspace["models"] / "decoder.pt").exists()
+    assert not loop.resume_path_for(workspace["models"] / "decoder.pt").exists()
 
 
 def test_encoder_variants_record_variant_and_subset(workspace):
@@ -59,7 +60,7 @@ def test_encoder_variants_record_variant_and_subset(workspace):
     for v in VARIANTS:
         header = read_header(workspace["models"] / f"encoder-{v}.pt")
         assert header["variant"] == v and len(header["history"]) == 2
-        assert header["config"]["fusion"] == training.VARIANTS[v].fusion
+        assert header["config"]["fusion"] == variants.VARIANTS[v].fusion
     male = json.loads((root / "metrics/encoder-male.json").read_text())
     assert male["samples_per_epoch"] == 4  # dummy shards: even speakers are male, half of 8 samples
     assert set(json.loads((root / "metrics/encoder-gender_fc.json").read_text())["final"]) >= {"loss", "l1", "l2", "cos"}
@@ -113,9 +114,9 @@ def test_wrong_variant_checkpoint_and_bad_prior(workspace, tmp_path):
     np.savez(bad / "priors.npz", neutral=np.zeros(DIM + 1, np.float32), male=np.zeros(DIM + 1, np.float32),
              female=np.zeros(DIM + 1, np.float32))
     with pytest.raises(TrainingError, match="prior has shape"):
-        training.load_priors(bad, DIM)
+        variants.load_variant_priors(bad, DIM)
     with pytest.raises(TrainingError, match="unknown variant"):
-        training.get_variant("bogus")
+        variants.get_variant("bogus")
 
 
 def test_resume_continues_from_last_epoch(workspace, tmp_path, monkeypatch, capsys):
@@ -127,27 +128,27 @@ def test_resume_continues_from_last_epoch(workspace, tmp_path, monkeypatch, caps
     def crash(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_finish", crash)
+    monkeypatch.setattr(encoder_training, "save_final", crash)
     with pytest.raises(KeyboardInterrupt):
         train_encoder("non_prior", *args, {**TINY_ENCODER, "epochs": 1})
-    state = torch.load(training.resume_path_for(out), weights_only=True)
+    state = torch.load(loop.resume_path_for(out), weights_only=True)
     assert state["epoch"] == 1
     monkeypatch.undo()
     metrics = train_encoder("non_prior", *args, {**TINY_ENCODER, "epochs": 1 + 1})
     # params changed (epochs), so the old state is ignored: fingerprint guards resumes from other params
     assert "ignoring" in capsys.readouterr().err and metrics["epochs"] == 2
     shutil.rmtree(tmp_path / "plots")
-    monkeypatch.setattr(training, "_finish", crash)
+    monkeypatch.setattr(encoder_training, "save_final", crash)
     with pytest.raises(KeyboardInterrupt):
         train_encoder("non_prior", *args, TINY_ENCODER)
     monkeypatch.undo()
-    saved = torch.load(training.resume_path_for(out), weights_only=True)
+    saved = torch.load(loop.resume_path_for(out), weights_only=True)
     saved["epoch"], saved["history"] = 1, saved["history"][:1]  # as if killed after the first of two epochs
-    torch.save(saved, training.resume_path_for(out))
+    torch.save(saved, loop.resume_path_for(out))
     metrics = train_encoder("non_prior", *args, TINY_ENCODER)
     assert "resuming" in capsys.readouterr().err
     assert metrics["epochs"] == 2 and metrics["loss_curve"][0] == pytest.approx(saved["history"][0]["loss"])
-    assert not training.resume_path_for(out).exists()
+    assert not loop.resume_path_for(out).exists()
     assert len((tmp_path / "plots/plots/metrics/train/loss.tsv").read_text().splitlines()) == 3
 
 
@@ -179,14 +180,14 @@ def test_recalibrate_batchnorm_uses_exact_averages_and_restores_momentum():
     batches = [torch.randn(4, 3) * 2 + 5 for _ in range(3)] + [torch.randn(1, 3)]  # the 1-sample batch is skipped
     model.train()
     model(torch.randn(4, 3))  # stale statistics from other data
-    used = training.recalibrate_batchnorm(model, batches, model)
+    used = loop.recalibrate_batchnorm(model, batches, model)
     bn = model[0]
     assert used == 3 and not model.training and bn.momentum == 0.1
     # momentum=None: a plain average of the three batch means / unbiased variances
     stacked = torch.stack(batches[:3])
     assert torch.allclose(bn.running_mean, stacked.mean(dim=1).mean(dim=0), atol=1e-5)
     assert torch.allclose(bn.running_var, stacked.var(dim=1, unbiased=True).mean(dim=0), atol=1e-5)
-    assert training.recalibrate_batchnorm(torch.nn.Linear(3, 1), batches, model) == 0
+    assert loop.recalibrate_batchnorm(torch.nn.Linear(3, 1), batches, model) == 0
 
 
 def test_one_feature_type_everywhere(workspace, tmp_path):
@@ -199,8 +200,8 @@ def test_one_feature_type_everywhere(workspace, tmp_path):
     meta = json.loads((pre / "meta.json").read_text())
     (pre / "meta.json").write_text(json.dumps({**meta, "relu": False}))
     device = torch.device("cpu")
-    assert training.load_face_encoder(p["face_encoder"], p["features"], device)[0].fc7_relu is True
-    assert training.load_face_encoder(p["face_encoder"], pre, device)[0].fc7_relu is False
+    assert frozen.load_face_encoder(p["face_encoder"], p["features"], device)[0].fc7_relu is True
+    assert frozen.load_face_encoder(p["face_encoder"], pre, device)[0].fc7_relu is False
     with pytest.raises(TrainingError, match="decoder.pt was trained on post-ReLU face features but .* holds "
                                             "pre-ReLU ones"):
         train_encoder("non_prior", p["shards"], pre, p["priors"], p["gender"], p["models"] / "decoder.pt",
@@ -213,11 +214,11 @@ def test_one_feature_type_everywhere(workspace, tmp_path):
     decoder = train_decoder(p["shards"], p["shards"], pre, p["face_encoder"], tmp_path / "d.pt", tmp_path / "d.json",
                             tmp_path / "dplots", {**TINY_DECODER, "epochs": 1})
     assert decoder["epochs"] == 1 and read_header(tmp_path / "d.pt")["feature_relu"] is False
-    training.check_feature_kind(read_header(tmp_path / "d.pt"), tmp_path / "d.pt", pre)
+    frozen.check_feature_kind(read_header(tmp_path / "d.pt"), tmp_path / "d.pt", pre)
     del meta["relu"]
     (pre / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(Exception, match="does not say whether the features are pre- or post-ReLU"):
-        training.load_face_encoder(p["face_encoder"], pre, device)
+        frozen.load_face_encoder(p["face_encoder"], pre, device)
 
 
 def test_missing_gender_prediction_stays_none(tmp_path):
@@ -225,10 +226,10 @@ def test_missing_gender_prediction_stays_none(tmp_path):
     write_predictions(tmp_path / "predictions.parquet",
                       [{"key": "a", "split": "train", "label": None, "p_female": None, "pred": None},
                        {"key": "b", "split": "train", "label": "F", "p_female": 0.2, "pred": "M"}])
-    predictions = training.load_gender_predictions(tmp_path)
+    predictions = variants.load_gender_predictions(tmp_path)
     assert predictions == {"a": (None, None), "b": ("F", "M")}
-    assert training.sample_gender({"key": "a"}, predictions) is None
-    assert training.sample_gender({"key": "b", "gender": "F"}, predictions) == "F"
+    assert variants.sample_gender({"key": "a"}, predictions) is None
+    assert variants.sample_gender({"key": "b", "gender": "F"}, predictions) == "F"
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

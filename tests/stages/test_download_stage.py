@@ -97,7 +97,7 @@ def test_bad_input_is_one_sentence_not_a_traceback(tmp_path):
     write_params(tmp_path / "params.yaml")
     proc = run_stage(tmp_path)  # no manifest directory
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("download: no manifest found") and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("download: error: no manifest found") and "Traceback" not in proc.stderr
     write_params(tmp_path / "params.yaml", cookies="missing-cookies.txt")
     proc = run_stage(tmp_path)
     assert proc.returncode == 2 and "cookies file missing-cookies.txt not found" in proc.stderr

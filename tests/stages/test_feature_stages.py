@@ -21,15 +21,17 @@ from pipeline.testing.http import RangeHTTPServer
 from pipeline.shards import ShardWriter, encode_sample, write_shard_stats
 from pipeline.testing.shards import dummy_sample, write_dummy_shards
 from pipeline.sample.corpus import CorpusConfig, generate_face_corpus
-from stages import face_encoder, features, gender, priors
+from stages import face_encoder, features, gender
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PARAMS = {
     "face_encoder": {"source": "train", "weights": "", "sha256": "", "width": 0.0625, "fc_dim": 16, "epochs": 2,
-                     "batch_size": 4, "lr": 0.001, "dropout": 0.0, "batch_norm": True, "attribute_weight": 1.0,
-                     "seed": 0, "device": "cpu"},
+                     "batch_size": 4, "lr": 0.001, "beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 1,
+                     "dropout": 0.0, "batch_norm": True, "attribute_weight": 1.0, "seed": 0, "device": "cpu",
+                     "precision": "fp32", "num_workers": 0},
     "features": {"fc7_relu": True, "batch_size": 5, "device": "cpu"},
-    "gender": {"width": 0.0625, "epochs": 1, "batch_size": 4, "lr": 0.001, "seed": 0, "device": "cpu"},
+    "gender": {"width": 0.0625, "epochs": 1, "batch_size": 4, "lr": 0.001, "beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0,
+               "lr_decay_every": 1, "seed": 0, "device": "cpu", "precision": "fp32", "num_workers": 0},
     "priors": {"n": 100, "seed": 0, "convergence_n": [2, 4], "neutral": "random"},  # balanced: test_pipeline_e2e
 }
 
@@ -54,11 +56,13 @@ def project(tmp_path_factory):
                                                        image_size=32), progress=False)
     assert face_encoder.main(["--corpus", str(root / "corpus"), "--shards", str(shards),
                               "--out", str(root / "face_encoder.pt"),
-                              "--metrics", str(root / "face_encoder.json"), "--params", params]) == 0
+                              "--metrics", str(root / "face_encoder.json"), "--plots", str(root / "plots_fe"),
+                              "--params", params]) == 0
     assert features.main(["--shards", str(shards), "--face-encoder", str(root / "face_encoder.pt"),
                           "--out", str(root / "features"), "--params", params]) == 0
     assert gender.main(["--shards", str(shards), "--out", str(root / "gender"),
-                        "--metrics", str(root / "gender.json"), "--params", params]) == 0
+                        "--metrics", str(root / "gender.json"), "--plots", str(root / "plots_gender"),
+                        "--params", params]) == 0
     return root, shards, params
 
 
@@ -78,7 +82,7 @@ def test_face_encoder_refuses_a_corpus_of_another_crop_size(project, tmp_path, c
                                                              image_size=64), progress=False)
     assert face_encoder.main(["--corpus", str(tmp_path / "corpus64"), "--shards", str(shards),
                               "--out", str(tmp_path / "fe.pt"), "--metrics", str(tmp_path / "fe.json"),
-                              "--params", params]) == 2
+                              "--plots", str(tmp_path / "plots"), "--params", params]) == 2
     err = capsys.readouterr().err
     assert "has 64px images but the shards have 32px crops" in err and err.count("\n") == 1
 
@@ -142,14 +146,16 @@ def test_gender_without_labels_and_bad_inputs(project, tmp_path, capsys):
             writer.add(s["key"], encode_sample(s["face"], s["spec"], s["audio"], s["meta"]))
     write_shard_stats(unlabelled / "train-000000.stats.json", {"samples": 3})
     assert gender.main(["--shards", str(unlabelled), "--out", str(tmp_path / "u"),
-                        "--metrics", str(tmp_path / "u.json"), "--params", params]) == 0
-    assert "no labelled train samples" in capsys.readouterr().err
+                        "--metrics", str(tmp_path / "u.json"), "--plots", str(tmp_path / "pu"),
+                        "--params", params]) == 0
+    assert "no labelled train samples" in capsys.readouterr().out
     rows = pq.read_table(tmp_path / "u" / "predictions.parquet").to_pylist()
     assert len(rows) == 3 and all(r["pred"] is None and r["label"] is None for r in rows)
     assert read_json(tmp_path / "u.json")["available"] is False and not (tmp_path / "u" / "model.pt").exists()
     # no shards at all → one clear line, exit 2
     assert gender.main(["--shards", str(tmp_path / "none"), "--out", str(tmp_path / "g"),
-                        "--metrics", str(tmp_path / "g.json"), "--params", params]) == 2
+                        "--metrics", str(tmp_path / "g.json"), "--plots", str(tmp_path / "pg"),
+                        "--params", params]) == 2
     assert "error: no 'train' shards" in capsys.readouterr().err
     assert features.main(["--shards", str(root / "shards"), "--face-encoder", str(tmp_path / "missing.pt"),
                           "--out", str(tmp_path / "f"), "--params", params]) == 2
@@ -170,7 +176,8 @@ def test_pretrained_from_path_and_url(project, tmp_path, monkeypatch, capsys):
     weights.parent.mkdir()
     digest = make_dag_weights(weights)
     out, metrics = tmp_path / "fe.pt", tmp_path / "fe.json"
-    args = ["--corpus", str(root / "corpus"), "--shards", str(shards), "--out", str(out), "--metrics", str(metrics)]
+    args = ["--corpus", str(root / "corpus"), "--shards", str(shards), "--out", str(out), "--metrics", str(metrics),
+            "--plots", str(tmp_path / "plots")]
     params = write_params(tmp_path / "p.yaml", face_encoder={"source": "pretrained", "weights": str(weights),
                                                             "sha256": digest})
     assert face_encoder.main(args + ["--params", params]) == 0

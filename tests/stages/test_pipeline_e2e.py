@@ -107,7 +107,7 @@ def test_stages_refuse_bad_input_with_one_line(project):
            "--face-encoder", "data/models/face_encoder.pt", "--probe", "data/models/attribute_probe.pt",
            "--out", "/dev/null/x", "--metrics", "/dev/null/y"]
     proc = subprocess.run(cmd, cwd=project, env=tool_env(), capture_output=True, text=True)
-    assert proc.returncode == 2 and proc.stderr.strip().startswith("error:")
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("evaluate: error:")
     assert "trained as variant 'non_prior'" in proc.stderr.strip().splitlines()[-1]
     cmd = [sys.executable, "-m", "stages.train_encoder", "--variant", "neutral", "--shards", "data/shards",
            "--features", "data/features", "--priors", "data/nope", "--gender", "data/gender",

@@ -54,7 +54,7 @@ def test_stage_cli_bad_input_is_one_sentence(tmp_path, repo_root):
     (tmp_path / "params.yaml").write_text(PARAMS.replace("detector: center", "detector: haar"))
     (tmp_path / "raw").mkdir()
     proc = _run(repo_root, tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.strip() == "preprocess: error: unknown detector 'haar' (center | dlib | dlib_cnn | face_alignment)"
     proc = _run(repo_root, tmp_path, "--params", str(tmp_path / "missing.yaml"))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
