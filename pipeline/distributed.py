@@ -89,6 +89,14 @@ def relaunched_summary(params: dict[str, Any], module: str, argv: list[str] | No
     return f"{stage}: trained by {processes} processes under torchrun (rank 0 wrote the outputs)"
 
 
+def relaunch_stage(stage: str, args: Any) -> str | None:
+    """For ``pipeline.stage.run_stage``: rerun training stage ``stage`` (``python -m stages.<stage>``, its section
+    of ``args.params``) under torchrun when it asks for more than one process; the launcher's summary, or None."""
+    from pipeline.params import load_section
+
+    return relaunched_summary(load_section(stage, args.params), f"stages.{stage}", args.command_line, stage)
+
+
 def setup(device: torch.device) -> Rank:
     """Join the process group when running under torchrun (NCCL on CUDA, gloo otherwise); return this rank."""
     import torch.distributed as dist

@@ -190,12 +190,10 @@ def init_vgg_(model: nn.Module) -> None:
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random shift (pad + crop), horizontal flip and brightness of a ``(B,3,H,W)`` batch in [0, 1]."""
-    b, _, h, w = images.shape
-    pad = max(2, h // 16)
-    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    from pipeline.augment import random_shift
+
+    b, _, h, _ = images.shape
+    out = random_shift(images, max(2, h // 16), generator)
     flip = torch.rand(b, generator=generator) < 0.5
     out[flip] = out[flip].flip(-1)
     # Mild (±5 %): skin tones a step apart differ by about 10 % in brightness, and skin is part of identity.
@@ -256,7 +254,7 @@ def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_
     from pipeline.datasets import SplitDataset, make_loader
     from pipeline.device import resolve_device, seed_everything
     from pipeline.distributed import current, rank_device
-    from pipeline.loop import fingerprint, fit
+    from pipeline.loop import fingerprint, fit, run_settings
     from pipeline.sample.corpus import ATTRIBUTES
 
     seed = int(params["seed"])
@@ -305,6 +303,7 @@ def train_face_encoder(shards_dir: str | Path, params: Mapping[str, Any], image_
         "train_acc": history[-1]["acc"],
         "chance_acc": 1.0 / len(identities),
         "history": history,
+        **run_settings(params),
     }
     if current().main:
         heldout_set = SplitDataset(shards_dir, "train", fields=("face",), keep=lambda meta: meta.get("key") in heldout)

@@ -175,7 +175,7 @@ def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, An
     from pipeline.datasets import DatasetError
     from pipeline.device import resolve_device
     from pipeline.distributed import current, rank_device
-    from pipeline.loop import save_final
+    from pipeline.loop import run_settings, save_final
     from pipeline.shards import list_shards
 
     device = rank_device(resolve_device(str(params["device"])))  # cuda:<LOCAL_RANK> under torchrun
@@ -202,7 +202,7 @@ def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, An
         model, train_metrics = train_classifier(train_dir, params, device, anchor, plots_dir)
         if not current().main:
             return None
-        metrics.update(train_metrics)
+        metrics.update(train_metrics, **run_settings(params))
         save_final(out_dir / "model.pt", model, "voice_gender", {"width": float(params["width"]), "in_channels": 2,
                    "num_classes": 2}, {"classes": list(CLASSES), "seed": int(params["seed"]),
                    "epochs": int(params["epochs"]), "trained_on": trained_on}, resume_of=anchor)

@@ -171,12 +171,10 @@ def _jitter(images: torch.Tensor, generator: torch.Generator, blur_max: float = 
     """Small random shifts and brightness, so the probe reads shapes and colours, not exact pixels; and, for half
     the batch, a Gaussian blur of sigma up to ``blur_max`` px. Decoded faces are smoother than the crops: a probe
     that never saw a blurred face reads a decoded man's soft hair edge as a woman's hair beside the face."""
-    b, _, h, w = images.shape
-    pad = max(1, h // 32)
-    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    from pipeline.augment import random_shift
+
+    b, _, h, _ = images.shape
+    out = random_shift(images, max(1, h // 32), generator)
     out = out * (0.9 + 0.2 * torch.rand(b, 1, 1, 1, generator=generator))
     if blur_max > 0:
         sigma = float(0.3 + (blur_max - 0.3) * torch.rand(1, generator=generator)) if blur_max > 0.3 else blur_max

@@ -1,8 +1,8 @@
 """One way to write a DVC stage's entry point (``stages/<name>.py``).
 
 A stage file declares its command-line arguments and a ``body(args)`` that reads its ``params.yaml`` section,
-calls the library and returns the one-line summary; :func:`run_stage` does the rest the same way for every
-stage:
+calls the library and returns the one-line summary, and makes its ``main`` with :func:`stage_main`;
+:func:`run_stage` does the rest the same way for every stage:
 
 - ``--params`` (default ``params.yaml``) on every stage;
 - bad input (any :class:`pipeline.errors.PipelineError`, a model's config or weights error, a missing file) is
@@ -47,10 +47,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def run_stage(name: str, doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],
               body: Callable[[argparse.Namespace], str | None], argv: Sequence[str] | None = None,
-              prog: str | None = None) -> int:
+              prog: str | None = None, relaunch: Callable[[str, argparse.Namespace], str | None] | None = None,
+              ) -> int:
     """Parse ``argv`` (``add_arguments`` + ``--params``), run ``body(args)`` and print its summary line; return the
     exit code (0, or 2 with one sentence on stderr for bad input). ``prog``: the command's name in ``--help``
-    (default ``python -m stages.<name>``)."""
+    (default ``python -m stages.<name>``). ``relaunch(name, args)``: a training stage's
+    ``pipeline.distributed.relaunch_stage``, which reruns it as a whole under torchrun when its section's ``nproc``
+    x ``nnodes`` > 1 and returns the launcher's summary (None: train in this process)."""
     parser = argparse.ArgumentParser(prog=prog or f"python -m stages.{name}",
                                      description=(doc or name).strip().splitlines()[0])
     add_arguments(parser)
@@ -58,7 +61,9 @@ def run_stage(name: str, doc: str | None, add_arguments: Callable[[argparse.Argu
     args = parser.parse_args(None if argv is None else list(argv))
     args.command_line = list(sys.argv[1:] if argv is None else argv)  # to rerun the stage under torchrun
     try:
-        summary = body(args)
+        summary = relaunch(name, args) if relaunch is not None else None
+        if summary is None:
+            summary = body(args)
     except StageExit as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return exc.code
@@ -68,6 +73,18 @@ def run_stage(name: str, doc: str | None, add_arguments: Callable[[argparse.Argu
     if summary and os.environ.get("RANK", "0") == "0":  # under torchrun every rank runs the body; one summary line
         print(summary)
     return 0
+
+
+def stage_main(name: str, doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],
+               body: Callable[[argparse.Namespace], str | None], prog: str | None = None,
+               relaunch: Callable[[str, argparse.Namespace], str | None] | None = None,
+               ) -> Callable[[Sequence[str] | None], int]:
+    """A stage module's ``main(argv=None) -> exit code``: :func:`run_stage` with this stage's parts."""
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_stage(name, doc, add_arguments, body, argv, prog, relaunch)
+
+    main.__doc__ = f"Run the {name} stage; returns the exit code."
+    return main
 
 
 def elapsed(start: float) -> str:

@@ -13,7 +13,7 @@ from pipeline.device import resolve_device
 from pipeline.io import write_json
 from pipeline.params import load_section, require
 from pipeline.probe import ARCH, train_probe
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 
 KEYS = ("width", "epochs", "batch_size", "lr", "val_fraction", "seed", "device")
 
@@ -37,9 +37,7 @@ def body(args) -> str:
             f"unseen identities: {accs}; {elapsed(start)} -> {args.out}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("attribute_probe", __doc__, add_arguments, body, argv)
-
+main = stage_main("attribute_probe", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

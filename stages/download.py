@@ -13,7 +13,7 @@ from pipeline.download.runner import summary_line
 from pipeline.engine import load_engine, shutdown
 from pipeline.media import require_ffmpeg
 from pipeline.params import load_section
-from pipeline.stage import StageExit, run_stage
+from pipeline.stage import StageExit, stage_main
 
 #: the exit code of a run stopped by YouTube's bot check or rate limit: retry later, the input is fine
 BLOCKED_EXIT = 3
@@ -43,9 +43,7 @@ def body(args) -> str:
     return summary_line(totals)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("download", __doc__, add_arguments, body, argv)
-
+main = stage_main("download", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

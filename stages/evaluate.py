@@ -6,24 +6,17 @@ import time
 
 from pipeline.evaluate import evaluate_variant
 from pipeline.params import load_section
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 from pipeline.variants import VARIANTS
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--variant", required=True, help=f"one of {', '.join(VARIANTS)}")
-    parser.add_argument("--shards", required=True)
-    parser.add_argument("--features", required=True)
-    parser.add_argument("--priors", required=True)
-    parser.add_argument("--gender", required=True)
-    parser.add_argument("--encoder", required=True)
-    parser.add_argument("--decoder", required=True)
-    parser.add_argument("--face-encoder", required=True)
+    for name in ("shards", "features", "priors", "gender", "encoder", "decoder", "face-encoder", "out", "metrics"):
+        parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--probe", required=True, help="attribute probe checkpoint (stage attribute_probe)")
     parser.add_argument("--identity", default="",
                         help="test faces' identity embeddings (data/eval_decoder/identity.npz; \"\" = embed here)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
 
 
 def body(args) -> str:
@@ -37,9 +30,7 @@ def body(args) -> str:
             f"angle {m['angle']:.2f} deg, angle' {m['primed_angle']:.2f} deg; {recall}; in {elapsed(start)}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("evaluate", __doc__, add_arguments, body, argv)
-
+main = stage_main("evaluate", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

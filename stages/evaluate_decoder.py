@@ -12,7 +12,7 @@ import time
 
 from pipeline.evaluate_decoder import evaluate_decoder
 from pipeline.params import load_section, require
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 
 KEYS = ("max_samples", "batch_size", "recall_k", "figure_columns", "device")
 
@@ -35,9 +35,7 @@ def body(args) -> str:
             f"{r['recall']['1']:.3f} (chance {r['recall_chance']['1']:.3f}); {elapsed(start)} -> {args.out}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("evaluate_decoder", __doc__, add_arguments, body, argv)
-
+main = stage_main("evaluate_decoder", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

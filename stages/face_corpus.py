@@ -9,7 +9,7 @@ import time
 
 from pipeline.params import load_section
 from pipeline.sample.corpus import CorpusConfig, generate_face_corpus
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 
 
 def add_arguments(parser) -> None:
@@ -25,9 +25,7 @@ def body(args) -> str:
             f"{elapsed(started)} -> {args.out}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("face_corpus", __doc__, add_arguments, body, argv)
-
+main = stage_main("face_corpus", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,10 +8,10 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.distributed import relaunched_summary
+from pipeline.distributed import relaunch_stage
 from pipeline.face_encoder import build_face_encoder
 from pipeline.params import load_section
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 
 
 def add_arguments(parser) -> None:
@@ -25,9 +25,6 @@ def add_arguments(parser) -> None:
 def body(args) -> str | None:
     started = time.perf_counter()
     params = load_section("face_encoder", args.params)
-    launched = relaunched_summary(params, "stages.face_encoder", args.command_line, "face_encoder")
-    if launched is not None:
-        return launched
     metrics = build_face_encoder(args.corpus, args.shards, args.out, args.metrics, args.plots, params)
     if metrics is None:  # another rank than 0 under torchrun
         return None
@@ -38,9 +35,7 @@ def body(args) -> str | None:
             f"feature dim {metrics['feature_dim']}, {elapsed(started)}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("face_encoder", __doc__, add_arguments, body, argv)
-
+main = stage_main("face_encoder", __doc__, add_arguments, body, relaunch=relaunch_stage)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,7 +9,7 @@ import sys
 from pipeline.engine import load_engine, shutdown
 from pipeline.features import extract_features
 from pipeline.params import load_section, require
-from pipeline.stage import run_stage
+from pipeline.stage import stage_main
 
 
 def add_arguments(parser) -> None:
@@ -31,9 +31,7 @@ def body(args) -> str:
             f"{summary['shards']} shard file(s), {summary['seconds']:.1f}s on {summary['ran_on']}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("features", __doc__, add_arguments, body, argv)
-
+main = stage_main("features", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,11 +8,11 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.distributed import relaunched_summary
+from pipeline.distributed import relaunch_stage
 from pipeline.gender import run_gender
 from pipeline.io import write_json
 from pipeline.params import load_section, require
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 
 KEYS = ("width", "epochs", "batch_size", "lr", "beta1", "eps", "lr_decay", "lr_decay_every", "seed", "device",
         "precision", "num_workers")
@@ -31,9 +31,6 @@ def body(args) -> str | None:
     started = time.perf_counter()
     params = load_section("gender", args.params)
     require(params, *KEYS, section="gender")
-    launched = relaunched_summary(params, "stages.gender", args.command_line, "gender")
-    if launched is not None:
-        return launched
     metrics = run_gender(args.shards, args.out, params, args.plots, corpus_dir=args.corpus or None)
     if metrics is None:  # another rank than 0 under torchrun
         return None
@@ -49,9 +46,7 @@ def body(args) -> str | None:
             f"(train acc {trained['accuracy']:.3f} on {trained['n']}), {elapsed(started)}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("gender", __doc__, add_arguments, body, argv)
-
+main = stage_main("gender", __doc__, add_arguments, body, relaunch=relaunch_stage)
 
 if __name__ == "__main__":
     sys.exit(main())

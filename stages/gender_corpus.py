@@ -13,7 +13,7 @@ import time
 from pipeline.gender_corpus import build_gender_corpus_manifest
 from pipeline.manifest import ManifestConfig, summary_line, write_manifest
 from pipeline.params import load_section
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 
 
 def add_arguments(parser) -> None:
@@ -34,9 +34,7 @@ def body(args) -> str:
     return f"gender_corpus: {summary_line(result.counts)} in {elapsed(started)} -> {args.out}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("gender_corpus", __doc__, add_arguments, body, argv)
-
+main = stage_main("gender_corpus", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

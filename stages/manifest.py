@@ -11,7 +11,7 @@ from collections import Counter
 
 from pipeline.manifest import ManifestConfig, build_manifest, read_labels, summary_line, write_manifest
 from pipeline.params import load_section
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 
 
 def add_arguments(parser) -> None:
@@ -31,9 +31,7 @@ def body(args) -> str:
     return f"manifest: {summary_line(result.counts)} in {elapsed(started)} -> {args.out}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("manifest", __doc__, add_arguments, body, argv)
-
+main = stage_main("manifest", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

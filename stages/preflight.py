@@ -9,7 +9,7 @@ import sys
 from pipeline.io import atomic_write_bytes
 from pipeline.params import load_section, require
 from pipeline.preflight import check_gender_labels
-from pipeline.stage import run_stage
+from pipeline.stage import stage_main
 
 
 def add_arguments(parser) -> None:
@@ -33,9 +33,7 @@ def body(args) -> str:
             + (f", {corpus_labels} in the gender corpus" if corpus_labels else "") + ": ok")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("preflight", __doc__, add_arguments, body, argv)
-
+main = stage_main("preflight", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,7 +11,7 @@ from pipeline.io import write_json
 from pipeline.media import require_ffmpeg
 from pipeline.params import load_section
 from pipeline.preprocess import PreprocessConfig, run_preprocess, summary_line
-from pipeline.stage import run_stage
+from pipeline.stage import stage_main
 
 
 def add_arguments(parser) -> None:
@@ -31,9 +31,7 @@ def body(args) -> str:
     return summary_line(metrics)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("preprocess", __doc__, add_arguments, body, argv)
-
+main = stage_main("preprocess", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,7 +11,7 @@ from pipeline.gender import known_genders
 from pipeline.io import write_json
 from pipeline.params import load_section
 from pipeline.priors import capped_messages, run_priors, summary_line
-from pipeline.stage import run_stage
+from pipeline.stage import stage_main
 
 
 def add_arguments(parser) -> None:
@@ -31,9 +31,7 @@ def body(args) -> str:
     return summary_line(metrics)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("priors", __doc__, add_arguments, body, argv)
-
+main = stage_main("priors", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

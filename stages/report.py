@@ -5,7 +5,7 @@ import sys
 
 from pipeline.params import load_section
 from pipeline.report import write_report
-from pipeline.stage import run_stage
+from pipeline.stage import stage_main
 
 
 def add_arguments(parser) -> None:
@@ -20,9 +20,7 @@ def body(args) -> str:
     return f"report: {len(written)} files -> {args.out} ({', '.join(p.name for p in written)})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("report", __doc__, add_arguments, body, argv)
-
+main = stage_main("report", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

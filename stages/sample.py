@@ -10,7 +10,7 @@ import time
 from pipeline.media import require_ffmpeg
 from pipeline.params import load_section
 from pipeline.sample.generate import SampleConfig, default_workers, generate_sample
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 
 
 def add_arguments(parser) -> None:
@@ -28,9 +28,7 @@ def body(args) -> str:
             f"in {elapsed(started)} -> {summary.out_dir}/avspeech.csv")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("sample", __doc__, add_arguments, body, argv)
-
+main = stage_main("sample", __doc__, add_arguments, body)
 
 if __name__ == "__main__":
     sys.exit(main())

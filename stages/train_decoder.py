@@ -4,37 +4,29 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.distributed import relaunched_summary
+from pipeline.distributed import relaunch_stage
 from pipeline.params import load_section
-from pipeline.stage import elapsed, run_stage
+from pipeline.stage import elapsed, stage_main
 from pipeline.train_decoder import train_decoder
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--corpus", required=True, help="face-image corpus (stage face_corpus)")
     parser.add_argument("--shards", required=True, help="shards (stage preprocess), for train_decoder.faces: shards")
-    parser.add_argument("--features", required=True)
-    parser.add_argument("--face-encoder", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument("--plots", required=True)
+    for name in ("features", "face-encoder", "out", "metrics", "plots"):
+        parser.add_argument(f"--{name}", required=True)
 
 
 def body(args) -> str:
     start = time.perf_counter()
     params = load_section("train_decoder", args.params)
-    launched = relaunched_summary(params, "stages.train_decoder", args.command_line, "train_decoder")
-    if launched is not None:
-        return launched
     m = train_decoder(args.corpus, args.shards, args.features, args.face_encoder, args.out, args.metrics,
                       args.plots, params)
     return (f"train_decoder: {m['epochs']} epochs x {m['samples_per_epoch']} samples, loss "
             f"{m['first_epoch_loss']:.4f} -> {m['final']['loss']:.4f} in {elapsed(start)} -> {args.out}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_stage("train_decoder", __doc__, add_arguments, body, argv)
-
+main = stage_main("train_decoder", __doc__, add_arguments, body, relaunch=relaunch_stage)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -110,3 +110,41 @@ def test_an_interrupted_ddp_run_resumes_from_its_last_epoch(inputs, tmp_path):
     assert "resuming ddp-test from epoch 1" in log["stderr"] and [h["epoch"] for h in log["history"]] == [1, 2]
     for name in straight:
         assert torch.allclose(straight[name], resumed[name], atol=1e-6), name
+
+
+@pytest.mark.parametrize("stage", ["face_encoder", "gender"])
+def test_the_face_encoder_and_gender_stages_train_under_torchrun_too(stage, inputs, tmp_path):
+    """Every training stage runs the one loop, so each reruns itself under torchrun with ``nproc: 2``."""
+    import yaml
+
+    from pipeline.sample.corpus import CorpusConfig, generate_face_corpus
+
+    loop_keys = {"beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 1, "seed": 0, "device": "cpu",
+                 "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": ""}
+    if stage == "face_encoder":
+        corpus = tmp_path / "corpus"
+        generate_face_corpus(corpus, CorpusConfig(n_identities=4, images_per_identity=3, image_size=64),
+                             progress=False)
+        section = {"source": "train", "weights": "", "sha256": "", "width": 0.0625, "fc_dim": 16, "epochs": 2,
+                   "batch_size": 4, "lr": 0.001, "dropout": 0.0, "batch_norm": True, "attribute_weight": 1.0,
+                   **loop_keys}
+        command = ["--corpus", str(corpus), "--shards", str(inputs / "shards"), "--out", str(tmp_path / "fe.pt")]
+    else:
+        section = {"width": 0.0625, "epochs": 2, "batch_size": 4, "lr": 0.003, **loop_keys}
+        command = ["--shards", str(inputs / "shards"), "--out", str(tmp_path / "gender")]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({stage: section}), encoding="utf-8")
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", f"stages.{stage}", *command, "--metrics", str(tmp_path / "m.json"),
+               "--plots", str(tmp_path / "plots")]
+    try:
+        proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the 2-process {stage} stage did not finish in {TIMEOUT} s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == f"{stage}: trained by 2 processes under torchrun (rank 0 wrote the outputs)"
+    assert proc.stdout.count(f"{stage}: ") == 2  # rank 0's own summary, then the launcher's
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["world_size"] == 2 and len(metrics["history"]) == 2
+    assert len((tmp_path / "plots/plots/metrics/train/loss.tsv").read_text().splitlines()) == 3
+    assert not list(tmp_path.rglob("*.resume"))  # rank 0 removed the resume state once the model was saved
