@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean-data sweep-priors
+.PHONY: setup demo test bench clean-data sweep-priors app
 SWEEP_N ?=
 SWEEP_VARIANTS ?= neutral_fc gender_fc
 
@@ -35,7 +35,13 @@ sweep-priors: setup
 	@python -m pipeline.sweep $(if $(SWEEP_N),--n $(SWEEP_N)) $(if $(SWEEP_VARIANTS),--variants $(SWEEP_VARIANTS))
 
 test: setup
+	@bash scripts/ensure_chromium.sh
 	@python -m pytest -q -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS) tests
+
+# The page: record or upload a voice, see the face (pipeline/app.py). Needs the outputs of `make demo` (or dvc repro).
+PORT ?= 7860
+app: setup
+	@GRADIO_ANALYTICS_ENABLED=False python -m pipeline.app --port $(PORT)
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "==> $$b"; python $$b || exit 1; done

@@ -96,15 +96,16 @@ def _ffmpeg_error_line(exc: "ffmpeg.Error") -> str:
     return lines[-1] if lines else str(exc)
 
 
-def decode_audio(path: str | Path, sample_rate: int = 16000) -> "np.ndarray":
+def decode_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | None = None) -> "np.ndarray":
     """Decode the first audio stream of ``path`` to float32 mono at ``sample_rate`` (``-f f32le -ac 1``).
 
     Raises MediaError('corrupt', ...) when ffmpeg fails. Callers check ``probe(...).has_audio`` first so a
-    missing stream becomes 'no_audio' rather than a decode failure.
+    missing stream becomes 'no_audio' rather than a decode failure. ``max_seconds``: decode only the start (a
+    2-hour upload is not read to its end when 6 s of it are used).
     """
     try:
         out, _ = (
-            ffmpeg.input(str(path))
+            ffmpeg.input(str(path), **({"t": f"{max_seconds:.3f}"} if max_seconds else {}))
             .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate, map="0:a:0")
             .global_args("-nostdin", "-threads", "1")
             .run(capture_stdout=True, capture_stderr=True)

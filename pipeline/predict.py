@@ -32,8 +32,10 @@ class PredictError(TrainingError):
 
 
 def speech_spectrogram(path: str | Path) -> tuple[np.ndarray, str, float]:
-    """``(spec float32 (2, 257, 598), fit, seconds)`` of any audio/video file; short audio is padded."""
-    from pipeline.audio import SAMPLE_RATE, fit_to_length, spectrogram
+    """``(spec float32 (2, 257, 598), fit, seconds)`` of any audio/video file, as in training: the first 6 s (only
+    they are decoded, however long the file), a shorter clip repeated end to end (``fit``: ``pad``/``cut``/
+    ``none``); ``seconds`` is the file's audio duration."""
+    from pipeline.audio import DURATION_S, SAMPLE_RATE, fit_to_length, spectrogram
     from pipeline.media import MediaError, decode_audio, probe
 
     path = Path(path)
@@ -42,50 +44,75 @@ def speech_spectrogram(path: str | Path) -> tuple[np.ndarray, str, float]:
     try:
         info = probe(path)
     except MediaError as exc:
-        raise PredictError(f"{path.name} is not an audio or video file ffmpeg can read ({exc})") from None
+        detail = str(exc).replace(str(path), path.name)  # the upload's temporary path says nothing to the user
+        raise PredictError(f"{path.name} is not an audio or video file ffmpeg can read ({detail})") from None
     if not info.has_audio:
         raise PredictError(f"{path.name} has no audio stream")
-    raw = decode_audio(path, SAMPLE_RATE)
+    try:
+        raw = decode_audio(path, SAMPLE_RATE, max_seconds=DURATION_S + 1.0)
+    except MediaError as exc:
+        raise PredictError(f"{path.name}: its audio cannot be decoded ({str(exc).replace(str(path), path.name)})") from None
     if raw.size == 0:
         raise PredictError(f"{path.name}: the audio stream decodes to no samples")
     waveform, fit = fit_to_length(raw, min_samples=1)  # the CLI pads any non-empty clip, however short
-    return spectrogram(waveform).astype(np.float32), fit, raw.size / SAMPLE_RATE
+    seconds = float(info.duration) if info.duration and info.duration > 0 else raw.size / SAMPLE_RATE
+    return spectrogram(waveform).astype(np.float32), fit, seconds
+
+
+class Predictor:
+    """The checkpoints one prediction needs, loaded once: the speech encoder (its variant says which prior it
+    takes), the face decoder, the priors, and the voice gender classifier (needed by ``gender``/``gender_fc``;
+    when given it also reports ``p_female`` for every variant). ``pipeline.app`` keeps one per variant."""
+
+    def __init__(self, encoder_path: str | Path, decoder_path: str | Path, priors_path: str | Path | None = None,
+                 gender_model: str | Path | None = None, device_name: str = "cpu"):
+        from pipeline.device import resolve_device
+
+        self.device = resolve_device(device_name)
+        self.encoder, header = load_frozen(encoder_path, ARCH_ENCODER, self.device)
+        self.decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, self.device)
+        self.dim = int(header["config"]["feature_dim"])
+        if int(decoder_header["config"]["feature_dim"]) != self.dim:
+            raise PredictError(f"decoder takes {decoder_header['config']['feature_dim']}-d features, the encoder "
+                               f"makes {self.dim}-d ones (checkpoints from different runs?)")
+        self.variant = get_variant(str(header.get("variant", "non_prior")))
+        self.priors = None
+        if self.variant.prior is not None:
+            if priors_path is None:
+                raise PredictError(f"the {self.variant.name} encoder needs --priors (data/priors)")
+            self.priors = load_variant_priors(priors_path, self.dim, priors_needed(self.variant))
+        if self.variant.prior == "gender" and gender_model is None:
+            raise PredictError(f"the {self.variant.name} encoder needs --gender-model (data/gender/model.pt)")
+        self.gender = load_frozen(gender_model, ARCH_GENDER, self.device)[0] if gender_model is not None else None
+
+    @torch.no_grad()
+    def feature_and_face(self, spec: np.ndarray) -> tuple[torch.Tensor, np.ndarray, dict]:
+        """``(final speech feature [D], uint8 HxWx3 face, {variant, prior, p_female})`` of one spectrogram."""
+        from pipeline.evaluate import to_uint8_images
+
+        spec_t = torch.from_numpy(spec).unsqueeze(0).to(self.device)
+        p_female = (float(torch.softmax(self.gender(spec_t).float(), dim=1)[0, 1])
+                    if self.gender is not None else None)
+        chosen = self.variant.prior
+        if chosen == "gender":
+            chosen = "female" if p_female >= 0.5 else "male"
+        prior = torch.from_numpy(self.priors[chosen]).unsqueeze(0).to(self.device) if chosen else None
+        feature = self.encoder(spec_t, prior)
+        face = to_uint8_images(self.decoder(feature))[0]
+        return feature[0].cpu(), face, {"variant": self.variant.name, "prior": chosen, "p_female": p_female}
+
+    def __call__(self, audio: str | Path) -> tuple[np.ndarray, dict]:
+        """A uint8 ``HxWx3`` face for the audio of any file and a dict describing what was used."""
+        spec, fit, seconds = speech_spectrogram(audio)
+        _, face, info = self.feature_and_face(spec)
+        return face, {**info, "audio_fit": fit, "audio_seconds": round(seconds, 3)}
 
 
 def predict_face(audio: str | Path, encoder_path: str | Path, decoder_path: str | Path,
                  priors_path: str | Path | None = None, gender_model: str | Path | None = None,
                  device_name: str = "cpu") -> tuple[np.ndarray, dict]:
     """A uint8 ``HxWx3`` face for ``audio`` and a dict describing what was used."""
-    from pipeline.device import resolve_device
-    from pipeline.evaluate import to_uint8_images
-
-    device = resolve_device(device_name)
-    encoder, header = load_frozen(encoder_path, ARCH_ENCODER, device)
-    decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, device)
-    dim = int(header["config"]["feature_dim"])
-    if int(decoder_header["config"]["feature_dim"]) != dim:
-        raise PredictError(f"decoder takes {decoder_header['config']['feature_dim']}-d features, the encoder "
-                           f"makes {dim}-d ones (checkpoints from different runs?)")
-    variant = get_variant(str(header.get("variant", "non_prior")))
-    spec, fit, seconds = speech_spectrogram(audio)
-    spec_t = torch.from_numpy(spec).unsqueeze(0).to(device)
-    prior = None
-    chosen = variant.prior
-    if variant.prior is not None:
-        if priors_path is None:
-            raise PredictError(f"the {variant.name} encoder needs --priors (data/priors)")
-        priors = load_variant_priors(priors_path, dim, priors_needed(variant))
-        if variant.prior == "gender":
-            if gender_model is None:
-                raise PredictError(f"the {variant.name} encoder needs --gender-model (data/gender/model.pt)")
-            classifier, _ = load_frozen(gender_model, ARCH_GENDER, device)
-            with torch.no_grad():
-                chosen = "female" if int(classifier(spec_t).argmax(1)[0]) == 1 else "male"
-        prior = torch.from_numpy(priors[chosen]).unsqueeze(0).to(device)
-    with torch.no_grad():
-        image = decoder(encoder(spec_t, prior))
-    face = to_uint8_images(image)[0]
-    return face, {"variant": variant.name, "prior": chosen, "audio_fit": fit, "audio_seconds": round(seconds, 3)}
+    return Predictor(encoder_path, decoder_path, priors_path, gender_model, device_name)(audio)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
