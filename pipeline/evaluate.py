@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline import metrics as M
+from pipeline import scoring as M
 from pipeline.io import atomic_path, write_json
 from pipeline.loop import TrainingError
 from pipeline.frozen import ARCH_DECODER, ARCH_ENCODER, check_feature_kind, load_face_encoder, load_frozen

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from pipeline import metrics as M
+from pipeline import scoring as M
 from pipeline.io import write_json
 from pipeline.loop import TrainingError
 from pipeline.frozen import ARCH_DECODER, check_feature_kind, load_face_encoder, load_frozen

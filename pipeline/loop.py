@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -22,6 +23,24 @@ from tqdm import tqdm
 from pipeline.distributed import current
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, dumps_json
+
+
+@dataclass
+class RunningMean:
+    """Streaming mean of scalar columns (O(1) memory), for per-epoch loss averages."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+
+    def update(self, values: dict[str, float], n: int = 1) -> None:
+        """Add ``values`` observed on ``n`` samples (each value is that batch's mean)."""
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value) * n
+        self.count += n
+
+    def means(self) -> dict[str, float]:
+        """Current means (empty when nothing was added)."""
+        return {name: total / self.count for name, total in self.sums.items()} if self.count else {}
 
 
 class TrainingError(PipelineError, ValueError):
@@ -104,7 +123,6 @@ def fit(
     """
     from pipeline import distributed
     from pipeline.datasets import make_loader
-    from pipeline.metrics import RunningMean
 
     device = device if device is not None else torch.device("cpu")
     rank = distributed.setup(device)

@@ -1,7 +1,7 @@
 """The paper configuration, end to end through ``dvc repro``, on the 11 real GRID clips.
 
 ``make_paper_smoke_project(dst)`` copies the project, applies ``configs/paper.yaml`` exactly as
-``dvc exp run $(python -m pipeline.config configs/paper.yaml)`` would, then only what a smoke run must change
+``dvc exp run $(python -m pipeline.overlay configs/paper.yaml)`` would, then only what a smoke run must change
 (``SMOKE_OVERRIDES``): the GRID clips instead of AVSpeech, one epoch per training stage, a small embedded sample and
 face corpus (unused by the paper's models but still stages of the DAG), a gender corpus (the same clips laid out
 as VoxCeleb and listed by ``pipeline.recipes.voxceleb``, as a user with a local VoxCeleb copy would), the dlib
@@ -50,7 +50,7 @@ SMOKE_OVERRIDES: dict[str, Any] = {
 
 
 def paper_overrides(repo: Path = REPO_ROOT) -> dict[str, Any]:
-    """``configs/paper.yaml`` as a nested mapping (what ``pipeline.config`` turns into ``-S`` arguments)."""
+    """``configs/paper.yaml`` as a nested mapping (what ``pipeline.overlay`` turns into ``-S`` arguments)."""
     with (repo / "configs" / "paper.yaml").open(encoding="utf-8") as fh:
         return yaml.safe_load(fh) or {}
 

@@ -1,7 +1,6 @@
 """Preprocess on generated media: every rejection reason, counts that add up, and resume → identical files."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pyarrow.parquet as pq

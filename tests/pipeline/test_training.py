@@ -272,3 +272,10 @@ def test_more_loader_workers_than_shards_is_one_sentence(workspace, tmp_path):
                       workspace["gender"], workspace["models"] / "decoder.pt", workspace["face_encoder"],
                       tmp_path / "enc.pt", tmp_path / "enc.json", tmp_path / "plots",
                       {**TINY_ENCODER, "num_workers": shards + 1})
+
+
+def test_running_mean_weights_by_count():
+    running = loop.RunningMean()
+    running.update({"loss": 1.0}, n=3)
+    running.update({"loss": 3.0}, n=1)
+    assert running.means() == {"loss": 1.5} and running.count == 4

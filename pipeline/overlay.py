@@ -1,6 +1,6 @@
 """Turn a params file (e.g. ``configs/paper.yaml``) into ``dvc exp run -S key=value`` arguments.
 
-    dvc exp run -n paper $(python -m pipeline.config configs/paper.yaml)
+    dvc exp run -n paper $(python -m pipeline.overlay configs/paper.yaml)
 
 Every key of the config must exist in ``params.yaml`` (and be used by a stage in ``dvc.yaml``): a typo stops with one
 sentence instead of silently adding a key no stage reads. By default only values that differ from ``params.yaml``

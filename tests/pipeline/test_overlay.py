@@ -10,7 +10,7 @@ import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
 
-from pipeline.config import format_value, main, override_args
+from pipeline.overlay import format_value, main, override_args
 from pipeline.params import ParamsError, load_params
 
 
@@ -33,7 +33,7 @@ PAPER_VALUES = [
     ("priors.neutral", "balanced", "§3.1, eq. 3: a gender-balanced face image set"),
     ("priors.convergence_n", [10, 50, 100, 500, 1000, 5000, 10000], "§3.1 / Table 1"),
 ] + [
-    (f"{stage}.{key}", value, f"§4.1: Adam(beta1 0.5, eps 1e-4), lr 0.001 x 0.9 every 2 epochs, 50 epochs, batch 16")
+    (f"{stage}.{key}", value, "§4.1: Adam(beta1 0.5, eps 1e-4), lr 0.001 x 0.9 every 2 epochs, 50 epochs, batch 16")
     for stage in ("train_decoder", "train_encoder")
     for key, value in (("epochs", 50), ("batch_size", 16), ("lr", 0.001), ("beta1", 0.5), ("eps", 0.0001),
                        ("lr_decay", 0.9), ("lr_decay_every", 2))
@@ -52,7 +52,7 @@ def test_format_value_grammar() -> None:
 def test_paper_config_applies_through_dvcs_own_parser(repo_root: Path, tmp_path: Path) -> None:
     """The printed args, split as the shell splits $(...), give params.yaml exactly the paper's values."""
     printed = subprocess.run(
-        [sys.executable, "-m", "pipeline.config", "configs/paper.yaml"],
+        [sys.executable, "-m", "pipeline.overlay", "configs/paper.yaml"],
         cwd=repo_root, capture_output=True, text=True, check=True,
     ).stdout
     words = printed.split()  # $(...) is split on whitespace, without quote removal

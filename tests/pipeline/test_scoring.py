@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import metrics as M
+from pipeline import scoring as M
 
 
 def test_angle_of_identical_vectors_is_zero():
@@ -40,9 +40,9 @@ def test_constant_predictor_is_not_rewarded_and_chance_is_k_over_n():
 
 
 def test_shape_errors_are_clear():
-    with pytest.raises(M.MetricsError, match="shapes differ"):
+    with pytest.raises(M.ScoringError, match="shapes differ"):
         M.l1_distance(np.zeros((2, 3)), np.zeros((2, 4)))
-    with pytest.raises(M.MetricsError):
+    with pytest.raises(M.ScoringError):
         M.recall_at_k(np.array([]), [1])
 
 
@@ -52,12 +52,5 @@ def test_gender_probe_and_agreement():
     assert list(pred) == ["M", "F"]
     assert M.agreement(["M", "F", "M"], ["M", "M", None]) == (0.5, 2)
     assert M.agreement(["M"], [None]) == (None, 0)
-    with pytest.raises(M.MetricsError):
+    with pytest.raises(M.ScoringError):
         M.nearest_prior_gender(np.zeros((1, 3)), male, female)
-
-
-def test_running_mean_weights_by_count():
-    running = M.RunningMean()
-    running.update({"loss": 1.0}, n=3)
-    running.update({"loss": 3.0}, n=1)
-    assert running.means() == {"loss": 1.5} and running.count == 4

@@ -13,7 +13,6 @@ level is ``k / N``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 from pipeline.errors import PipelineError
 
 
-class MetricsError(PipelineError, ValueError):
+class ScoringError(PipelineError, ValueError):
     """Inputs of a metric have incompatible shapes or are empty."""
 
 
@@ -29,7 +28,7 @@ def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(b, dtype=np.float64))
     if a.shape != b.shape:
-        raise MetricsError(f"feature shapes differ: {a.shape} vs {b.shape}")
+        raise ScoringError(f"feature shapes differ: {a.shape} vs {b.shape}")
     return a, b
 
 
@@ -77,12 +76,12 @@ def retrieval_ranks(queries: np.ndarray, gallery: np.ndarray, targets: Sequence[
     queries = np.atleast_2d(queries)
     gallery = np.atleast_2d(gallery)
     if queries.shape[0] == 0 or gallery.shape[0] == 0:
-        raise MetricsError("retrieval needs at least one query and one gallery item")
+        raise ScoringError("retrieval needs at least one query and one gallery item")
     if queries.shape[1] != gallery.shape[1]:
-        raise MetricsError(f"query dim {queries.shape[1]} != gallery dim {gallery.shape[1]}")
+        raise ScoringError(f"query dim {queries.shape[1]} != gallery dim {gallery.shape[1]}")
     targets = np.arange(queries.shape[0]) if targets is None else np.asarray(targets, dtype=np.int64)
     if targets.shape[0] != queries.shape[0] or targets.max() >= gallery.shape[0] or targets.min() < 0:
-        raise MetricsError("retrieval targets must index the gallery, one per query")
+        raise ScoringError("retrieval targets must index the gallery, one per query")
     sims = _unit_rows(queries) @ _unit_rows(gallery).T
     target_sims = sims[np.arange(sims.shape[0]), targets]
     better_or_equal = sims >= target_sims[:, None] - 1e-12
@@ -93,14 +92,14 @@ def recall_at_k(ranks: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
     """Fraction of queries whose target rank is below k, for each k."""
     ranks = np.asarray(ranks)
     if ranks.size == 0:
-        raise MetricsError("recall of an empty query set")
+        raise ScoringError("recall of an empty query set")
     return {int(k): float((ranks < int(k)).mean()) for k in ks}
 
 
 def chance_recall(k: int, n: int) -> float:
     """Expected recall@k of a random ranking of n gallery items: ``min(k, n) / n``."""
     if n <= 0:
-        raise MetricsError("chance recall needs a non-empty gallery")
+        raise ScoringError("chance recall needs a non-empty gallery")
     return min(int(k), n) / n
 
 
@@ -114,7 +113,7 @@ def nearest_prior_gender(features: np.ndarray, male: np.ndarray, female: np.ndar
     male = np.asarray(male, dtype=np.float64).reshape(1, -1)
     female = np.asarray(female, dtype=np.float64).reshape(1, -1)
     if features.shape[1] != male.shape[1] or male.shape != female.shape:
-        raise MetricsError(f"feature dim {features.shape[1]} does not match the priors' {male.shape[1]}")
+        raise ScoringError(f"feature dim {features.shape[1]} does not match the priors' {male.shape[1]}")
     d_male = ((features - male) ** 2).sum(axis=1)
     d_female = ((features - female) ** 2).sum(axis=1)
     return np.where(d_male <= d_female, "M", "F")
@@ -126,21 +125,3 @@ def agreement(predicted: Sequence[str], labels: Sequence[str | None]) -> tuple[f
     if not pairs:
         return None, 0
     return float(np.mean([p == l for p, l in pairs])), len(pairs)
-
-
-@dataclass
-class RunningMean:
-    """Streaming mean of scalar columns (O(1) memory), for per-epoch loss averages."""
-
-    sums: dict[str, float] = field(default_factory=dict)
-    count: int = 0
-
-    def update(self, values: dict[str, float], n: int = 1) -> None:
-        """Add ``values`` observed on ``n`` samples (each value is that batch's mean)."""
-        for name, value in values.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(value) * n
-        self.count += n
-
-    def means(self) -> dict[str, float]:
-        """Current means (empty when nothing was added)."""
-        return {name: total / self.count for name, total in self.sums.items()} if self.count else {}
