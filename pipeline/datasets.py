@@ -120,7 +120,8 @@ class SplitDataset(IterableDataset):
         self.buffer_size = max(1, int(buffer_size))
         self.keep = keep
         self.epoch = 0
-        self.rank, self.world_size, self.per_rank = 0, 1, None
+        self.rank, self.world_size, self.per_rank, self.by_shards = 0, 1, None, False
+        self._shard_counts: dict[Path, int] | None = None
         self.shard_paths = [Path(p) for p in _shards_module().list_shards(self.shards_dir, split)]
         if not self.shard_paths:
             raise DatasetError(f"no '{split}' shards in {self.shards_dir} (empty split?)")
@@ -132,17 +133,42 @@ class SplitDataset(IterableDataset):
                     " (rerun the features stage)"
                 )
 
-    def count(self) -> int:
-        """Samples in the split that ``keep`` keeps (one pass over the shards' meta)."""
-        shards = _shards_module()
-        return sum(1 for sample in shards.iter_samples(self.shard_paths, fields=["meta"])
-                   if self.keep is None or self.keep(sample.get("meta") or {}))
+    def shard_counts(self) -> dict[Path, int]:
+        """Samples each shard holds that ``keep`` keeps (one pass over the shards' meta, then cached)."""
+        if self._shard_counts is None:
+            shards = _shards_module()
+            self._shard_counts = {path: sum(1 for sample in shards.iter_samples([path], fields=["meta"])
+                                            if self.keep is None or self.keep(sample.get("meta") or {}))
+                                  for path in self.shard_paths}
+        return self._shard_counts
 
-    def split_for_rank(self, rank: int, world_size: int) -> int:
-        """Make this rank read every ``world_size``-th sample of the epoch's (seeded, rank-independent) order,
-        starting at ``rank``, and stop after ``count() // world_size``: every rank gets the same number of samples
-        and so of batches (DistributedDataParallel hangs at an epoch's end otherwise); the remainder, at most
-        ``world_size - 1`` samples, waits for another epoch's order. Returns the samples per rank."""
+    def count(self) -> int:
+        """Samples in the split that ``keep`` keeps."""
+        return sum(self.shard_counts().values())
+
+    def split_for_rank(self, rank: int, world_size: int, by: str = "samples", num_workers: int = 0) -> int:
+        """Give this rank its part of every epoch, the same number of samples (and so batches) on every rank:
+        DistributedDataParallel hangs at an epoch's end otherwise.
+
+        ``by="samples"``: every ``world_size``-th sample of the epoch's (seeded, rank-independent) order, starting
+        at ``rank``, stopping after ``count() // world_size``; the remainder, at most ``world_size - 1`` samples,
+        waits for another epoch's order. Every rank reads every shard. ``by="shards"``: the epoch's shuffled shards
+        are dealt out to the ranks and, within a rank, to its ``num_workers`` loader processes; each reads only its
+        own shards and stops at the fewest samples any rank's same worker holds this epoch (what the others hold
+        beyond that waits for another epoch's deal). Reading scales with the ranks, which very large runs need;
+        a split with fewer shards than ranks x workers stops with one sentence. Returns the samples per rank
+        (for ``shards``, the upper bound before the per-epoch cap)."""
+        if by not in ("samples", "shards"):
+            raise DatasetError(f"rank_split must be 'samples' or 'shards', got {by!r}")
+        self.by_shards = by == "shards" and world_size > 1
+        if self.by_shards:
+            readers = int(world_size) * max(1, int(num_workers))
+            if len(self.shard_paths) < readers:
+                raise DatasetError(f"the '{self.split}' split has {len(self.shard_paths)} shard(s) for "
+                                   f"{world_size} processes x {max(1, int(num_workers))} loader worker(s): "
+                                   f"rank_split: shards needs at least {readers} (or use rank_split: samples)")
+            self.rank, self.world_size, self.per_rank = int(rank), int(world_size), None
+            return self.count() // int(world_size)
         if world_size > 1:
             total = self.count()
             if total < world_size:
@@ -181,25 +207,36 @@ class SplitDataset(IterableDataset):
                 item["feature"] = torch.from_numpy(np.array(array[row], dtype=np.float32))
             yield item
 
-    def _shards_for_this_worker(self, rng: random.Random) -> list[Path]:
+    def _shards_for_this_worker(self, rng: random.Random) -> tuple[list[Path], int | None]:
+        """This loader worker's shards for the epoch, and (``rank_split: shards``) how many samples it may yield."""
         paths = list(self.shard_paths)
         if self.shuffle:
             rng.shuffle(paths)
         info = get_worker_info()
-        if info is not None and info.num_workers > 1:
-            paths = paths[info.id :: info.num_workers]
-        return paths
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        if not self.by_shards:
+            return (paths[worker::workers] if workers > 1 else paths), None
+        # The same deal on every rank (the order depends on seed and epoch only), so each can compute the cap.
+        counts = self.shard_counts()
+        dealt = [paths[r::self.world_size][worker::workers] for r in range(self.world_size)]
+        cap = min(sum(counts[p] for p in part) for part in dealt)
+        if cap == 0:
+            raise DatasetError(f"loader worker {worker} of some rank has no '{self.split}' sample this epoch "
+                               f"(too few or too small shards for {self.world_size} processes x {workers} workers)")
+        return dealt[self.rank], cap
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         worker = info.id if info is not None else 0
         shard_rng = random.Random(f"{self.seed}:{self.epoch}:shards")
         buffer_rng = random.Random(f"{self.seed}:{self.epoch}:buffer:{worker}")
-        paths = self._shards_for_this_worker(shard_rng)
+        paths, cap = self._shards_for_this_worker(shard_rng)
         stream = (item for shard in paths for item in self._iter_shard(shard))
         if self.shuffle:
             stream = _buffered_shuffle(stream, self.buffer_size, buffer_rng)
-        if self.per_rank is not None:  # DDP: this rank's stride of the shared order, the same length on every rank
+        if cap is not None:  # DDP over shards: as many samples as the same worker of every other rank yields
+            stream = itertools.islice(stream, cap)
+        elif self.per_rank is not None:  # DDP: this rank's stride of the shared order, the same length on every rank
             stream = itertools.islice((item for i, item in enumerate(stream) if i % self.world_size == self.rank),
                                       self.per_rank)
         yield from stream

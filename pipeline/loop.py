@@ -152,10 +152,11 @@ def fit(
     workers = int(params.get("num_workers", 0))
     net = model
     if rank.distributed:
-        if workers:
-            raise TrainingError(f"{desc}: num_workers must be 0 when nproc > 1 (a rank's stride of the samples is "
-                                f"taken in the training process)")
-        dataset.split_for_rank(rank.rank, rank.world_size)
+        by = str(params.get("rank_split", "samples"))
+        if workers and by == "samples":
+            raise TrainingError(f"{desc}: num_workers must be 0 when nproc > 1 with rank_split: samples (a rank's "
+                                f"stride of the samples is taken in the training process); use rank_split: shards")
+        dataset.split_for_rank(rank.rank, rank.world_size, by=by, num_workers=workers)
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     shards = len(getattr(dataset, "shard_paths", ()) or ())
@@ -280,6 +281,7 @@ def summary_metrics(history: list[dict[str, float]]) -> dict[str, Any]:
 def run_settings(params: dict[str, Any]) -> dict[str, Any]:
     """How the run was executed (metrics): precision, loader processes and data-parallel processes."""
     return {"precision": str(params.get("precision", "fp32")), "num_workers": int(params.get("num_workers", 0)),
+            "rank_split": str(params.get("rank_split", "samples")),
             "world_size": current().world_size}
 
 

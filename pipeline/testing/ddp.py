@@ -6,7 +6,8 @@
 It trains a BatchNorm-free linear map on the dummy training inputs' face features (``make_training_inputs``
 under ``--root``, written by the test beforehand) to predict each feature reversed, so that one process with batch
 2B and two with batch B see the same global batches and must end with the same weights. ``--drop N`` leaves N
-training samples out (an uneven count for the ranks). Rank 0 writes the weights and the history.
+training samples out (an uneven count for the ranks); ``--rank-split shards --workers N`` deals whole shards to the
+ranks and their loader workers instead. Rank 0 writes the weights and the history.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--drop", type=int, default=0)
+    parser.add_argument("--rank-split", default="samples", choices=("samples", "shards"))
+    parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args(argv)
 
     torch.manual_seed(0)
@@ -48,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return loss, {}
 
     params = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.01, "beta1": 0.5, "eps": 1e-4,
-              "lr_decay": 1.0, "lr_decay_every": 1, "num_workers": 0, "precision": "fp32"}
+              "lr_decay": 1.0, "lr_decay_every": 1, "num_workers": args.workers, "precision": "fp32",
+              "rank_split": args.rank_split}
     history = fit(model, dataset, step, params, args.out, args.out.parent / "plots",
                   "ddp-test", "ddp-test")
     if current().main:

@@ -70,3 +70,23 @@ def test_empty_split_and_missing_features_are_clear_errors(tiny, tmp_path):
         SplitDataset(shards, "train", features_dir=tmp_path)
     with pytest.raises(FeaturesError):
         load_features(tmp_path, "train")
+
+
+def test_rank_split_by_shards_gives_disjoint_equal_parts_and_refuses_too_few_shards(tmp_path):
+    root = tmp_path / "shards"
+    write_dummy_shards(root, "train", n_samples=14, per_shard=4)  # shards of 4, 4, 4 and 2 samples
+    parts = []
+    for rank in range(2):
+        dataset = SplitDataset(root, "train", fields=("meta",), shuffle=True, seed=3)
+        dataset.split_for_rank(rank, 2, by="shards", num_workers=2)
+        dataset.set_epoch(1)
+        loader = make_loader(dataset, batch_size=2, num_workers=2)
+        batches = [batch["key"] for batch in loader]
+        parts.append((len(batches), {key for batch in batches for key in batch}))
+    assert parts[0][0] == parts[1][0]  # the same number of batches on every rank: DDP cannot hang
+    assert len(parts[0][1]) == len(parts[1][1]) and not parts[0][1] & parts[1][1]  # equal and disjoint
+    dataset = SplitDataset(root, "train", fields=("meta",))
+    with pytest.raises(DatasetError, match="4 shard\\(s\\) for 2 processes x 3 loader worker\\(s\\)"):
+        dataset.split_for_rank(0, 2, by="shards", num_workers=3)
+    with pytest.raises(DatasetError, match="rank_split must be"):
+        dataset.split_for_rank(0, 2, by="nodes")

@@ -25,9 +25,9 @@ def inputs(tmp_path_factory):
     return root
 
 
-def _run(root, out, batch_size, nproc, drop=0, epochs=2):
+def _run(root, out, batch_size, nproc, drop=0, epochs=2, rank_split="samples", workers=0):
     module = ["-m", "pipeline.testing.ddp", "--root", str(root), "--out", str(out), "--batch-size", str(batch_size),
-              "--drop", str(drop), "--epochs", str(epochs)]
+              "--drop", str(drop), "--epochs", str(epochs), "--rank-split", rank_split, "--workers", str(workers)]
     launcher = [sys.executable] if nproc == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1"}
@@ -56,6 +56,13 @@ def test_an_uneven_sample_count_does_not_hang(inputs, tmp_path):
     # 7 samples for 2 ranks: each gets 3 (one waits for another epoch), batches of 2 then 1 on both ranks
     _, log = _run(inputs, tmp_path / "uneven.pt", batch_size=2, nproc=2, drop=1)
     assert [h["samples"] for h in log["history"]] == [4, 4]  # the 1-sample batch is skipped on both ranks
+
+
+def test_shards_dealt_to_ranks_and_loader_workers_of_uneven_size_do_not_hang(inputs, tmp_path):
+    # shards of 5 and 3 samples, one per rank, each read by the rank's one loader worker process: both ranks stop
+    # at 3 samples (batches of 2, then 1 skipped), so they run the same number of batches
+    _, log = _run(inputs, tmp_path / "shards.pt", batch_size=2, nproc=2, rank_split="shards", workers=1)
+    assert log["world_size"] == 2 and [h["samples"] for h in log["history"]] == [4, 4]
 
 
 def test_torchrun_command_for_one_and_many_nodes(monkeypatch):
