@@ -56,6 +56,7 @@ def torchrun_command(params: dict[str, Any], module: str, argv: list[str]) -> li
         raise DistributedError(f"nproc and nnodes must be 1 or more, got nproc {nproc}, nnodes {nnodes}")
     if nproc * nnodes == 1 or "LOCAL_RANK" in os.environ:
         return None
+    check_processes(nproc, str(params.get("device", "auto")))
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
     if nnodes == 1 and not endpoint:
         command.append("--standalone")
@@ -63,8 +64,64 @@ def torchrun_command(params: dict[str, Any], module: str, argv: list[str]) -> li
         if not endpoint:
             raise DistributedError(f"nnodes {nnodes} needs rdzv_endpoint (host:port of the rendezvous, the same on "
                                    f"every node)")
+        wait_for_rendezvous(endpoint)
         command += [f"--nnodes={nnodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={endpoint}"]
     return command + ["-m", module, *argv]
+
+
+def check_processes(nproc: int, device: str) -> None:
+    """One sentence when a node is asked for more processes than it has devices: one GPU per process on CUDA,
+    at most one process per CPU core otherwise."""
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if use_cuda and nproc > torch.cuda.device_count():
+        raise DistributedError(f"nproc {nproc} asks for one GPU per process but this node has "
+                               f"{torch.cuda.device_count()}")
+    if not use_cuda and nproc > (os.cpu_count() or 1):
+        raise DistributedError(f"nproc {nproc} is more processes than this node's {os.cpu_count()} CPU cores")
+
+
+#: how long a node waits for the rendezvous host to open its port before it gives up (the host may start later)
+RENDEZVOUS_WAIT_S = 120.0
+
+
+def wait_for_rendezvous(endpoint: str, wait_s: float | None = None) -> None:
+    """Before torchrun (whose c10d rendezvous retries for 15 minutes by default): one sentence when the
+    rendezvous host does not resolve, or, on a node other than the host, when nothing answers at ``endpoint``
+    within ``RENDEZVOUS_WAIT_S``. The host's own node opens the port, so it does not wait for it."""
+    import socket
+    import time
+
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit():
+        raise DistributedError(f"rdzv_endpoint must be host:port, got {endpoint!r}")
+    try:
+        address = socket.gethostbyname(host)
+    except OSError:
+        raise DistributedError(f"the rendezvous host {host!r} of rdzv_endpoint does not resolve") from None
+    if _is_this_machine(address):
+        return
+    deadline = time.monotonic() + (RENDEZVOUS_WAIT_S if wait_s is None else wait_s)
+    while True:
+        try:
+            with socket.create_connection((address, int(port)), timeout=5):
+                return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise DistributedError(f"no rendezvous answers at {endpoint} (waited "
+                                       f"{RENDEZVOUS_WAIT_S if wait_s is None else wait_s:.0f} s; start the "
+                                       f"stage on the host node too, and check the port is open)") from None
+            time.sleep(1.0)
+
+
+def _is_this_machine(address: str) -> bool:
+    import socket
+
+    if address.startswith("127.") or address == "::1":
+        return True
+    try:
+        return address in socket.gethostbyname_ex(socket.gethostname())[2]
+    except OSError:
+        return False
 
 
 def relaunch(params: dict[str, Any], module: str, argv: list[str] | None = None) -> int | None:

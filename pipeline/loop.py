@@ -206,6 +206,7 @@ def fit(
                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                             "epoch": epoch + 1, "history": history}, tmp)
+        _kill_point(rank.rank, epoch + 1, resume)
     # Running BatchNorm statistics from the final weights (see recalibrate_batchnorm), in a fixed order, over the
     # whole split, by rank 0 alone: only its checkpoint is written.
     if rank.main:
@@ -216,6 +217,26 @@ def fit(
     if live is not None:
         live.end()
     return history
+
+
+#: test hook: ``"<rank>:<epoch>"`` makes that rank SIGKILL itself once that epoch's resume state is written, so
+#: the tests can lose one rank of a DDP run the way a crashed node loses it
+KILL_RANK_ENV = "S2F_TEST_KILL_RANK"
+
+
+def _kill_point(rank: int, epoch: int, resume: Path) -> None:
+    import os
+    import signal
+    import time
+
+    if os.environ.get(KILL_RANK_ENV) != f"{rank}:{epoch}":
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # rank 0 writes the state; wait for it, so that the rerun can resume
+        if resume.is_file() and torch.load(resume, map_location="cpu", weights_only=True)["epoch"] >= epoch:
+            break
+        time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @torch.no_grad()

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from pipeline import distributed
 from pipeline.distributed import DistributedError, torchrun_command
 from pipeline.testing.training import make_training_inputs
 from pipeline.loop import resume_path_for
@@ -71,12 +74,41 @@ def test_torchrun_command_for_one_and_many_nodes(monkeypatch):
     single = torchrun_command({"nproc": 2}, "stages.train_encoder", ["--x"])
     assert single[1:] == ["-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m",
                           "stages.train_encoder", "--x"]
-    multi = torchrun_command({"nproc": 4, "nnodes": 2, "rdzv_endpoint": "10.0.0.1:29400"}, "m", [])
+    waited = []
+    monkeypatch.setattr(distributed, "wait_for_rendezvous", waited.append)
+    multi = torchrun_command({"nproc": 2, "nnodes": 2, "rdzv_endpoint": "10.0.0.1:29400"}, "m", [])
     assert "--nnodes=2" in multi and "--rdzv_endpoint=10.0.0.1:29400" in multi and "--standalone" not in multi
+    assert waited == ["10.0.0.1:29400"]
     with pytest.raises(DistributedError, match="nnodes 2 needs rdzv_endpoint"):
         torchrun_command({"nproc": 1, "nnodes": 2}, "m", [])
     monkeypatch.setenv("LOCAL_RANK", "0")  # already under torchrun: never launch again
     assert torchrun_command({"nproc": 2}, "m", []) is None
+
+
+def test_more_processes_than_devices_is_one_sentence(monkeypatch):
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(distributed.os, "cpu_count", lambda: 2)
+    with pytest.raises(DistributedError, match="^nproc 3 is more processes than this node's 2 CPU cores$"):
+        torchrun_command({"nproc": 3, "device": "cpu"}, "m", [])
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(DistributedError, match="^nproc 2 asks for one GPU per process but this node has 1$"):
+        torchrun_command({"nproc": 2, "device": "auto"}, "m", [])
+
+
+def test_an_unreachable_rendezvous_is_one_sentence_within_the_wait(monkeypatch):
+    with socket.socket() as s:  # a loopback port nobody listens on, seen as another node's
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(distributed, "_is_this_machine", lambda address: False)
+    started = time.monotonic()
+    with pytest.raises(DistributedError, match=f"^no rendezvous answers at 127.0.0.1:{port} \\(waited 1 s"):
+        distributed.wait_for_rendezvous(f"127.0.0.1:{port}", wait_s=1)
+    assert time.monotonic() - started < 10
+    with pytest.raises(DistributedError, match="rdzv_endpoint must be host:port"):
+        distributed.wait_for_rendezvous("node1")
+    monkeypatch.undo()
+    distributed.wait_for_rendezvous(f"127.0.0.1:{port}", wait_s=60)  # this machine hosts it: nothing to wait for
 
 
 def test_the_train_decoder_stage_reruns_itself_under_torchrun(inputs, tmp_path):
@@ -155,3 +187,36 @@ def test_the_face_encoder_and_gender_stages_train_under_torchrun_too(stage, inpu
     assert metrics["world_size"] == 2 and len(metrics["history"]) == 2
     assert len((tmp_path / "plots/plots/metrics/train/loss.tsv").read_text().splitlines()) == 3
     assert not list(tmp_path.rglob("*.resume"))  # rank 0 removed the resume state once the model was saved
+
+
+def test_a_killed_rank_fails_the_stage_in_one_sentence_and_the_rerun_resumes(inputs, tmp_path):
+    """Rank 1 dies (SIGKILL) after epoch 1 of 2: the stage stops with one sentence; the same command again resumes
+    from rank 0's state at epoch 1 and finishes."""
+    import yaml
+
+    from pipeline.loop import KILL_RANK_ENV
+    from pipeline.testing.training import TINY_DECODER
+
+    params = {**TINY_DECODER, "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": "",
+              "rank_split": "samples"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train_decoder": params}), encoding="utf-8")
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "stages.train_decoder", "--corpus", str(inputs / "shards"),
+               "--shards", str(inputs / "shards"), "--features", str(inputs / "features"),
+               "--face-encoder", str(inputs / "models" / "face_encoder.pt"), "--out", str(tmp_path / "decoder.pt"),
+               "--metrics", str(tmp_path / "decoder.json"), "--plots", str(tmp_path / "plots")]
+    try:
+        killed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
+                                env={**env, KILL_RANK_ENV: "1:1"})
+        assert killed.returncode == 2, killed.stderr[-3000:]
+        assert killed.stderr.strip().splitlines()[-1].startswith(
+            "train_decoder: error: train_decoder: the 2 training processes under torchrun failed (exit code")
+        assert not (tmp_path / "decoder.pt").exists() and resume_path_for(tmp_path / "decoder.pt").is_file()
+        rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a 2-process run with a killed rank did not end in {TIMEOUT} s")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming train_decoder from epoch 1" in rerun.stderr
+    assert json.loads((tmp_path / "decoder.json").read_text())["epochs"] == 2
+
