@@ -322,3 +322,16 @@ def test_prior_n_larger_than_train_set_uses_all_and_says_so(project: Path) -> No
     metrics = yaml.safe_load((project / "metrics" / "priors.json").read_text(encoding="utf-8"))
     neutral = metrics["groups"]["neutral"]
     assert neutral["capped"] is True and neutral["n_used"] == neutral["n_available"] < 1000
+
+
+@pytest.mark.slow
+def test_dvc_repro_of_train_decoder_with_two_processes(project: Path) -> None:
+    """``nproc: 2`` through ``dvc repro``: one stage, one command, two ranks under torchrun, outputs cached."""
+    import json
+
+    write_params(project, {"train_decoder": {"nproc": 2}})
+    proc = run_dvc(project, "repro", "-s", "train_decoder", check=True,
+                   env={"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"})
+    assert "train_decoder: trained by 2 processes under torchrun (rank 0 wrote the outputs)" in proc.stdout
+    assert json.loads((project / "metrics" / "decoder.json").read_text())["world_size"] == 2
+    assert "train_decoder" not in changed_stages(project)  # its new outputs are recorded in dvc.lock
