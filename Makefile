@@ -20,7 +20,8 @@ $(VENV)/.installed: requirements.txt
 	@touch $@
 
 setup: $(VENV)/.installed
-	@bash scripts/ensure_ffmpeg.sh
+	@# Debian's ffmpeg (the imageio-ffmpeg wheel is no substitute: it ships no ffprobe)
+	@bash scripts/ensure_debian.sh "ffmpeg ffprobe" "ffmpeg" "the pipeline"
 
 demo: setup
 	@echo "==> dvc repro (embedded sample; every stage is cached)"
@@ -35,7 +36,8 @@ sweep-priors: setup
 	@python -m pipeline.sweep $(if $(SWEEP_N),--n $(SWEEP_N)) $(if $(SWEEP_VARIANTS),--variants $(SWEEP_VARIANTS))
 
 test: setup
-	@bash scripts/ensure_chromium.sh
+	@# a browser that downloads itself at install time is no option offline: Debian's chromium for the app's test
+	@bash scripts/ensure_debian.sh "chromium chromedriver" "chromium chromium-driver" "the app's browser test"
 	@python -m pytest -q -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS) tests
 
 # The page: record or upload a voice, see the face (pipeline/app.py). Needs the outputs of `make demo` (or dvc repro).

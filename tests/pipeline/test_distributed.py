@@ -44,6 +44,25 @@ def _run(root, out, batch_size, nproc, drop=0, epochs=2, rank_split="samples", w
     return torch.load(out, weights_only=True), log
 
 
+def _train_decoder_stage(inputs, tmp_path, **params) -> tuple[list[str], dict[str, str]]:
+    """The train_decoder stage's command on the tiny inputs with ``nproc: 2`` (params.yaml in ``tmp_path``), and
+    the environment for gloo on the loopback interface."""
+    import yaml
+
+    from pipeline.testing.training import TINY_DECODER
+
+    section = {**TINY_DECODER, "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": "",
+               "rank_split": "samples", **params}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train_decoder": section}), encoding="utf-8")
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "stages.train_decoder", "--corpus", str(inputs / "shards"),
+               "--shards", str(inputs / "shards"), "--features", str(inputs / "features"),
+               "--face-encoder", str(inputs / "models" / "face_encoder.pt"), "--out", str(tmp_path / "decoder.pt"),
+               "--metrics", str(tmp_path / "decoder.json"), "--plots", str(tmp_path / "plots")]
+    return command, env
+
+
 def test_two_processes_end_with_the_weights_of_one_on_the_same_global_batch(inputs, tmp_path):
     one, one_log = _run(inputs, tmp_path / "one.pt", batch_size=4, nproc=1)
     two, two_log = _run(inputs, tmp_path / "two.pt", batch_size=2, nproc=2)
@@ -113,19 +132,9 @@ def test_an_unreachable_rendezvous_is_one_sentence_within_the_wait(monkeypatch):
 
 def test_the_train_decoder_stage_reruns_itself_under_torchrun(inputs, tmp_path):
     """The stage's own command with ``nproc: 2``: one launcher, two ranks, rank 0's checkpoint and metrics."""
-    import yaml
-
     from pipeline.checkpoints import read_header
-    from pipeline.testing.training import TINY_DECODER
 
-    params = {**TINY_DECODER, "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": ""}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train_decoder": params}), encoding="utf-8")
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "stages.train_decoder", "--corpus", str(inputs / "shards"),
-               "--shards", str(inputs / "shards"), "--features", str(inputs / "features"),
-               "--face-encoder", str(inputs / "models" / "face_encoder.pt"), "--out", str(tmp_path / "decoder.pt"),
-               "--metrics", str(tmp_path / "decoder.json"), "--plots", str(tmp_path / "plots")]
+    command, env = _train_decoder_stage(inputs, tmp_path)
     try:
         proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
@@ -192,20 +201,9 @@ def test_the_face_encoder_and_gender_stages_train_under_torchrun_too(stage, inpu
 def test_a_killed_rank_fails_the_stage_in_one_sentence_and_the_rerun_resumes(inputs, tmp_path):
     """Rank 1 dies (SIGKILL) after epoch 1 of 2: the stage stops with one sentence; the same command again resumes
     from rank 0's state at epoch 1 and finishes."""
-    import yaml
-
     from pipeline.loop import KILL_RANK_ENV
-    from pipeline.testing.training import TINY_DECODER
 
-    params = {**TINY_DECODER, "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": "",
-              "rank_split": "samples"}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train_decoder": params}), encoding="utf-8")
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "stages.train_decoder", "--corpus", str(inputs / "shards"),
-               "--shards", str(inputs / "shards"), "--features", str(inputs / "features"),
-               "--face-encoder", str(inputs / "models" / "face_encoder.pt"), "--out", str(tmp_path / "decoder.pt"),
-               "--metrics", str(tmp_path / "decoder.json"), "--plots", str(tmp_path / "plots")]
+    command, env = _train_decoder_stage(inputs, tmp_path)
     try:
         killed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
                                 env={**env, KILL_RANK_ENV: "1:1"})
