@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from models import build_model  # noqa: E402
 from models.losses import DecoderLoss, tri_item_loss  # noqa: E402
 from pipeline.datasets import SplitDataset, make_loader  # noqa: E402
-from pipeline.device import resolve_device  # noqa: E402
+from pipeline.device import setup_torch  # noqa: E402
 from pipeline.feature_files import feature_dim, read_features_meta  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 from pipeline.loop import make_optimizer  # noqa: E402
@@ -167,12 +167,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device, name = setup_torch(args.device, args.threads)
     params = load_params(args.params)
     enc, dec, fenc = params["train_encoder"], params["train_decoder"], params["face_encoder"]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# loader vs training step ({name}, torch {torch.__version__}, budget >= {BUDGET:.0f}x)")
 
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import build_model  # noqa: E402
-from pipeline.device import resolve_device  # noqa: E402
+from pipeline.device import setup_torch  # noqa: E402
 
 MODELS = ("vggface", "face_decoder", "speech_encoder", "voice_gender")
 
@@ -102,10 +102,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    device, name = setup_torch(args.device, args.threads)
     print(f"# AR-SPM model throughput ({name}, batch {args.batch}, {args.iters} timed iters, torch {torch.__version__})")
     print()
     print("| model | pass | dtype | layout | samples/s | x fp32/contiguous | out rel. err |")

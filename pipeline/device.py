@@ -34,3 +34,13 @@ def seed_everything(seed: int) -> torch.Generator:
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
+
+
+def setup_torch(device_name: str = "auto", threads: int = 0) -> tuple[torch.device, str]:
+    """For benchmarks: set torch's thread count (0 = its default), resolve the device, and describe it
+    (the GPU's name, or the CPU and its threads)."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = resolve_device(device_name)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    return device, name
