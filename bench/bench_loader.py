@@ -6,7 +6,7 @@
 
 Loading: one epoch of the train split through ``pipeline.datasets.SplitDataset`` + ``make_loader`` exactly as the
 training stages build them (encoder: spec+meta+feature; decoder: face+feature; shuffled, batch_size from params,
-``num_workers`` 0 as in ``pipeline.training.fit``). Consumption: the stages' training step on random inputs of
+``num_workers`` from ``--workers``, as ``pipeline.loop.fit`` builds it). Consumption: the stages' training step on random inputs of
 the same shapes (encoder: SE forward with the tri-item loss through the frozen decoder fc1 and VGG classify,
 backward, Adam step; decoder: FD forward, DecoderLoss through the frozen VGG features, backward, Adam step),
 with the model sizes from params.yaml (and, with ``--paper``, the paper's widths on 224 px faces / 4096-d
@@ -153,13 +153,24 @@ def report(label: str, load: float, consume: float) -> None:
           f"({verdict} >= {BUDGET:.0f}x; loading = {1 / (1 + ratio):.1%} of an epoch)")
 
 
+def with_peak_memory(label: str, device: torch.device, rate: Callable[..., float], *args: Any) -> float:
+    """``rate(*args)``, printing the peak GPU memory it took on CUDA."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    value = rate(*args)
+    if device.type == "cuda":
+        print(f"  {label}: peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", default="data/shards", help="preprocessed shards (dummy ones if absent)")
     parser.add_argument("--features", default="data/features", help="features of those shards")
     parser.add_argument("--params", default=str(REPO / "params.yaml"))
     parser.add_argument("--epochs", type=int, default=1, help="loader epochs timed")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (the stages use 0)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0],
+                        help="DataLoader worker counts to time, e.g. 0 4 8 (num_workers of the stages; default 0)")
     parser.add_argument("--iters", type=int, default=3, help="timed training steps (median)")
     parser.add_argument("--n-dummy", type=int, default=32, help="train samples of the dummy shards")
     parser.add_argument("--paper", action="store_true", help="also the paper-width steps (224 px, 4096-d)")
@@ -182,29 +193,39 @@ def main() -> int:
         dim = feature_dim(features)
         probe = SplitDataset(shards, "train", fields=("face",))
         image_size = int(next(iter(probe))["face"].shape[-1])
-        enc_load, n = loader_rate(shards, features, ("spec", "meta"), int(enc["batch_size"]), args.epochs,
-                                  args.workers)
-        dec_load, _ = loader_rate(shards, features, ("face",), int(dec["batch_size"]), args.epochs, args.workers)
+        loads = {w: (loader_rate(shards, features, ("spec", "meta"), int(enc["batch_size"]), args.epochs, w),
+                     loader_rate(shards, features, ("face",), int(dec["batch_size"]), args.epochs, w)[0])
+                 for w in args.workers}
+        n = loads[args.workers[0]][0][1]
         print(f"params.yaml sizes: data {shards} ({n // args.epochs} train samples, {image_size} px, {dim}-d "
               f"features), encoder width {enc['width']} batch {enc['batch_size']}, decoder width {dec['width']} "
               f"batch {dec['batch_size']}")
         demo = {"fc_dim": dim, "image_size": image_size, "vgg_width": float(fenc["width"]),
                 "num_classes": identities(features), "fc1_dim": int(dec["fc1_dim"]), "dec_width": float(dec["width"]),
                 "enc_width": float(enc["width"]), "msssim_win_size": int(dec["msssim_win_size"])}
-        report("train_encoder", enc_load, encoder_step_rate(demo, enc, int(enc["batch_size"]), args.iters, device))
-        report("train_decoder", dec_load, decoder_step_rate(demo, dec, int(dec["batch_size"]), args.iters, device))
+        enc_step = with_peak_memory("train_encoder step", device, encoder_step_rate, demo, enc,
+                                    int(enc["batch_size"]), args.iters, device)
+        dec_step = with_peak_memory("train_decoder step", device, decoder_step_rate, demo, dec,
+                                    int(dec["batch_size"]), args.iters, device)
+        for w, ((enc_load, _), dec_load) in loads.items():
+            report(f"train_encoder, {w} workers", enc_load, enc_step)
+            report(f"train_decoder, {w} workers", dec_load, dec_step)
 
         if args.paper:
             batch = args.paper_batch
             print(f"paper sizes: building {args.n_dummy} dummy train samples ({PAPER['image_size']} px, "
                   f"{PAPER['fc_dim']}-d features); widths 1.0, step batch {batch}")
             shards, features = build_dummy(Path(tmp) / "paper", args.n_dummy, PAPER["image_size"], PAPER["fc_dim"])
-            enc_load, _ = loader_rate(shards, features, ("spec", "meta"), int(enc["batch_size"]), args.epochs,
-                                      args.workers)
-            dec_load, _ = loader_rate(shards, features, ("face",), int(dec["batch_size"]), args.epochs, args.workers)
             paper = {**PAPER, "vgg_width": 1.0, "dec_width": 1.0, "enc_width": 1.0}
-            report("train_encoder", enc_load, encoder_step_rate(paper, enc, batch, args.iters, device))
-            report("train_decoder", dec_load, decoder_step_rate(paper, dec, batch, args.iters, device))
+            enc_step = with_peak_memory("paper train_encoder step", device, encoder_step_rate, paper, enc, batch,
+                                        args.iters, device)
+            dec_step = with_peak_memory("paper train_decoder step", device, decoder_step_rate, paper, dec, batch,
+                                        args.iters, device)
+            for w in args.workers:
+                enc_load, _ = loader_rate(shards, features, ("spec", "meta"), int(enc["batch_size"]), args.epochs, w)
+                dec_load, _ = loader_rate(shards, features, ("face",), int(dec["batch_size"]), args.epochs, w)
+                report(f"train_encoder, {w} workers", enc_load, enc_step)
+                report(f"train_decoder, {w} workers", dec_load, dec_step)
     return 0
 
 

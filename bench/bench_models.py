@@ -75,6 +75,8 @@ def bench(arch: str, batch: int, iters: int, device: torch.device) -> list[dict]
             inputs = tuple(x.to(memory_format=torch.channels_last) if x.dim() == 4 else x for x in inputs)
         for bf16 in (False, True):
             for backward in (False, True):
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
                 out = run(model, inputs, backward, bf16, device)  # warm-up (and the output to compare)
                 sync(device)
                 start = time.perf_counter()
@@ -88,7 +90,9 @@ def bench(arch: str, batch: int, iters: int, device: torch.device) -> list[dict]
                 rows.append({"model": arch, "pass": "fwd+bwd" if backward else "fwd",
                              "dtype": "bf16" if bf16 else "fp32",
                              "layout": "channels_last" if channels_last else "contiguous",
-                             "samples_s": batch / seconds, "rel_err": rel_err if not backward else None})
+                             "samples_s": batch / seconds, "rel_err": rel_err if not backward else None,
+                             "peak_gib": (torch.cuda.max_memory_allocated(device) / 2**30
+                                          if device.type == "cuda" else None)})
                 print(f"  {arch} {rows[-1]['pass']} {rows[-1]['dtype']} {rows[-1]['layout']}: "
                       f"{rows[-1]['samples_s']:.2f} samples/s", file=sys.stderr, flush=True)
     return rows
@@ -105,15 +109,16 @@ def main() -> None:
     device, name = setup_torch(args.device, args.threads)
     print(f"# AR-SPM model throughput ({name}, batch {args.batch}, {args.iters} timed iters, torch {torch.__version__})")
     print()
-    print("| model | pass | dtype | layout | samples/s | x fp32/contiguous | out rel. err |")
-    print("| --- | --- | --- | --- | ---: | ---: | ---: |")
+    print("| model | pass | dtype | layout | samples/s | x fp32/contiguous | out rel. err | peak GPU GiB |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
     for arch in args.models:
         rows = bench(arch, args.batch, args.iters, device)
         base = {r["pass"]: r["samples_s"] for r in rows if r["dtype"] == "fp32" and r["layout"] == "contiguous"}
         for r in rows:
             err = "-" if r["rel_err"] is None else f"{r['rel_err']:.1e}"
+            peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
             print(f"| {r['model']} | {r['pass']} | {r['dtype']} | {r['layout']} | {r['samples_s']:.2f} | "
-                  f"{r['samples_s'] / base[r['pass']]:.2f} | {err} |", flush=True)
+                  f"{r['samples_s'] / base[r['pass']]:.2f} | {err} | {peak} |", flush=True)
 
 
 if __name__ == "__main__":
