@@ -141,7 +141,7 @@ def relaunched_summary(params: dict[str, Any], module: str, argv: list[str] | No
         return None
     processes = int(params.get("nproc", 1)) * int(params.get("nnodes", 1))
     if code != 0:
-        raise DistributedError(f"{stage}: the {processes} training processes under torchrun failed (exit code "
+        raise DistributedError(f"the {processes} training processes under torchrun failed (exit code "
                                f"{code}); their errors are above")
     return f"{stage}: trained by {processes} processes under torchrun (rank 0 wrote the outputs)"
 

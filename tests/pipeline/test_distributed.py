@@ -209,7 +209,7 @@ def test_a_killed_rank_fails_the_stage_in_one_sentence_and_the_rerun_resumes(inp
                                 env={**env, KILL_RANK_ENV: "1:1"})
         assert killed.returncode == 2, killed.stderr[-3000:]
         assert killed.stderr.strip().splitlines()[-1].startswith(
-            "train_decoder: error: train_decoder: the 2 training processes under torchrun failed (exit code")
+            "train_decoder: error: the 2 training processes under torchrun failed (exit code")
         assert not (tmp_path / "decoder.pt").exists() and resume_path_for(tmp_path / "decoder.pt").is_file()
         rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
