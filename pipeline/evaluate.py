@@ -274,3 +274,10 @@ def _write_per_sample(path: Path, keys, speakers, genders, arrays, ranks,
                                   .tolist()) for k, v in columns.items()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", use_dictionary=False, write_statistics=False)
+
+
+def summary_line(variant: str, m: dict, took: str) -> str:
+    """The stage's one-line summary: test size, the Table 4 angles and retrieval recall@k with chance."""
+    recall = ", ".join(f"R@{k} {v:.3f} (chance {m['recall_chance'][k]:.3f})" for k, v in m["recall"].items())
+    return (f"evaluate[{variant}]: {m['n_samples']} test samples, {m['n_speakers']} speakers; "
+            f"angle {m['angle']:.2f} deg, angle' {m['primed_angle']:.2f} deg; {recall}; in {took}")

@@ -198,3 +198,11 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
     print(f"evaluate_decoder: test L1 ratio {metrics['test']['l1_ratio']:.3f}, diversity "
           f"{metrics['test']['diversity']:.3f}", file=sys.stderr)
     return metrics
+
+
+def summary_line(m: dict) -> str:
+    """The stage's one-line summary: Face-to-Face L1 against the mean face, diversity and retrieval recall@1."""
+    r = m["face_to_face_retrieval"]
+    return (f"evaluate_decoder: Face-to-Face L1 / mean-face L1 train {m['train']['l1_ratio']:.3f}, test "
+            f"{m['test']['l1_ratio']:.3f}; diversity test {m['test']['diversity']:.3f}; retrieval R@1 "
+            f"{r['recall']['1']:.3f} (chance {r['recall_chance']['1']:.3f})")

@@ -375,3 +375,12 @@ def build_face_encoder(corpus_dir: str | Path, shards_dir: str | Path, out: str 
     save_final(out, model, "vggface", config, extra)
     write_json(metrics_path, metrics)
     return metrics
+
+
+def summary_line(metrics: Mapping[str, Any], took: str) -> str:
+    """The stage's one-line summary: held-out identity accuracy (trained) or the source, and the network's size."""
+    detail = (f"held-out identity accuracy {metrics['heldout_acc']:.3f} over {metrics['n_heldout']} clips "
+              f"(chance {metrics['chance_acc']:.3f}), {metrics['n_identities']} identities"
+              if metrics.get("heldout_acc") is not None else f"source {metrics['source']}")
+    return (f"face_encoder: {detail}; {metrics['n_params']} parameters, {metrics['image_size']}px, "
+            f"feature dim {metrics['feature_dim']}, {took}")

@@ -165,3 +165,10 @@ def _json_header(header: dict[str, Any]) -> dict[str, Any]:
     import json
 
     return json.loads(json.dumps(header, default=str, sort_keys=True))
+
+
+def summary_line(summary: dict[str, Any], fc7_relu: bool) -> str:
+    """The stage's one-line summary: faces per split, the feature's size and kind, and where it ran."""
+    counts = ", ".join(f"{n} {split}" for split, n in summary["counts"].items())
+    return (f"features: {counts} faces -> fc7 dim {summary['dim']} (relu={fc7_relu}) in {summary['shards']} shard "
+            f"file(s), {summary['seconds']:.1f}s on {summary['ran_on']}")

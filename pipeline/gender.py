@@ -226,3 +226,16 @@ def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, An
     metrics["predicted"] = {split: {label: sum(1 for r in rows if r["split"] == split and r["pred"] == label)
                                     for label in CLASSES} for split in SPLITS}
     return metrics
+
+
+def summary_line(metrics: dict[str, Any], took: str) -> str:
+    """The stage's one-line summary: where the classifier trained and its held-out accuracy."""
+    if not metrics["available"]:
+        return ("gender: no labelled train samples: predictions written without a gender; the male/female priors "
+                f"and the gender variants are unavailable ({took})")
+    on_corpus = metrics["trained_on"] == "gender_corpus"
+    held_out = metrics["corpus_test"] if on_corpus else metrics["test"]
+    trained = metrics["corpus_train"] if on_corpus else metrics["train"]
+    acc = "n/a (no labelled test samples)" if held_out["accuracy"] is None else f"{held_out['accuracy']:.3f}"
+    return (f"gender: trained on {'the gender corpus' if on_corpus else 'the manifest'}; held-out accuracy {acc} "
+            f"on {held_out['n']} labelled test samples (train acc {trained['accuracy']:.3f} on {trained['n']}), {took}")

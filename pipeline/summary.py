@@ -33,11 +33,11 @@ def summary_text(reports_dir: str | Path = "reports") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    try:
-        print(summary_text(args[0] if args else "reports"))
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    reports = Path(args[0] if args else "reports")
+    if not (reports / "table4.md").is_file():
+        print(f"error: {reports / 'table4.md'} not found: run `dvc repro` first", file=sys.stderr)
         return 2
+    print(summary_text(reports))
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.evaluate import evaluate_variant
+from pipeline.evaluate import evaluate_variant, summary_line
 from pipeline.params import load_section
 from pipeline.stage import elapsed, stage_main
 from pipeline.variants import VARIANTS
@@ -25,9 +25,7 @@ def body(args) -> str:
     m = evaluate_variant(args.variant, args.shards, args.features, args.priors, args.gender, args.encoder,
                          args.decoder, args.face_encoder, args.out, args.metrics, params, args.probe,
                          str(params["attributes"]), args.identity)
-    recall = ", ".join(f"R@{k} {v:.3f} (chance {m['recall_chance'][k]:.3f})" for k, v in m["recall"].items())
-    return (f"evaluate[{args.variant}]: {m['n_samples']} test samples, {m['n_speakers']} speakers; "
-            f"angle {m['angle']:.2f} deg, angle' {m['primed_angle']:.2f} deg; {recall}; in {elapsed(start)}")
+    return summary_line(args.variant, m, elapsed(start))
 
 
 main = stage_main("evaluate", __doc__, add_arguments, body)

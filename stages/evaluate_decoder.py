@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.evaluate_decoder import evaluate_decoder
+from pipeline.evaluate_decoder import evaluate_decoder, summary_line
 from pipeline.params import load_section, require
 from pipeline.stage import elapsed, stage_main
 
@@ -29,10 +29,7 @@ def body(args) -> str:
     require(params, *KEYS, section="evaluate_decoder")
     m = evaluate_decoder(args.shards, args.features, args.priors, args.decoder, args.face_encoder, args.probe,
                          args.attributes, args.out, args.metrics, params)
-    r = m["face_to_face_retrieval"]
-    return (f"evaluate_decoder: Face-to-Face L1 / mean-face L1 train {m['train']['l1_ratio']:.3f}, test "
-            f"{m['test']['l1_ratio']:.3f}; diversity test {m['test']['diversity']:.3f}; retrieval R@1 "
-            f"{r['recall']['1']:.3f} (chance {r['recall_chance']['1']:.3f}); {elapsed(start)} -> {args.out}")
+    return f"{summary_line(m)}; {elapsed(start)} -> {args.out}"
 
 
 main = stage_main("evaluate_decoder", __doc__, add_arguments, body)

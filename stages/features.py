@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 from pipeline.engine import load_engine, shutdown
-from pipeline.features import extract_features
+from pipeline.features import extract_features, summary_line
 from pipeline.params import load_section, require
 from pipeline.stage import stage_main
 
@@ -26,9 +26,7 @@ def body(args) -> str:
                                    int(params["batch_size"]), str(params["device"]), engine=load_engine(args.params))
     finally:
         shutdown()
-    counts = ", ".join(f"{n} {split}" for split, n in summary["counts"].items())
-    return (f"features: {counts} faces -> fc7 dim {summary['dim']} (relu={bool(params['fc7_relu'])}) in "
-            f"{summary['shards']} shard file(s), {summary['seconds']:.1f}s on {summary['ran_on']}")
+    return summary_line(summary, bool(params["fc7_relu"]))
 
 
 main = stage_main("features", __doc__, add_arguments, body)

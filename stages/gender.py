@@ -9,7 +9,7 @@ import sys
 import time
 
 from pipeline.distributed import relaunch_stage
-from pipeline.gender import run_gender
+from pipeline.gender import run_gender, summary_line
 from pipeline.io import write_json
 from pipeline.params import load_section, require
 from pipeline.stage import elapsed, stage_main
@@ -35,15 +35,7 @@ def body(args) -> str | None:
     if metrics is None:  # another rank than 0 under torchrun
         return None
     write_json(args.metrics, metrics)
-    if not metrics["available"]:
-        return ("gender: no labelled train samples: predictions written without a gender; the male/female priors "
-                f"and the gender variants are unavailable ({elapsed(started)})")
-    held_out = metrics["corpus_test"] if metrics["trained_on"] == "gender_corpus" else metrics["test"]
-    trained = metrics["corpus_train"] if metrics["trained_on"] == "gender_corpus" else metrics["train"]
-    where = "the gender corpus" if metrics["trained_on"] == "gender_corpus" else "the manifest"
-    acc = "n/a (no labelled test samples)" if held_out["accuracy"] is None else f"{held_out['accuracy']:.3f}"
-    return (f"gender: trained on {where}; held-out accuracy {acc} on {held_out['n']} labelled test samples "
-            f"(train acc {trained['accuracy']:.3f} on {trained['n']}), {elapsed(started)}")
+    return summary_line(metrics, elapsed(started))
 
 
 main = stage_main("gender", __doc__, add_arguments, body, relaunch=relaunch_stage)

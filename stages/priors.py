@@ -14,12 +14,16 @@ from pipeline.priors import capped_messages, run_priors, summary_line
 from pipeline.stage import stage_main
 
 
+INPUTS = {"features": "features directory (stage features)",
+          "gender": "gender directory with predictions.parquet",
+          "manifest": "manifest directory (the train split's speakers)",
+          "out": "output directory for priors.npz and the per-variant archives",
+          "metrics": "metrics JSON path"}
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("--features", required=True, help="features directory (stage features)")
-    parser.add_argument("--gender", required=True, help="gender directory with predictions.parquet")
-    parser.add_argument("--manifest", required=True, help="manifest directory (the train split's speakers)")
-    parser.add_argument("--out", required=True, help="output directory for priors.npz")
-    parser.add_argument("--metrics", required=True, help="metrics JSON path")
+    for name, what in INPUTS.items():
+        parser.add_argument(f"--{name}", required=True, help=what)
 
 
 def body(args) -> str:
