@@ -167,6 +167,11 @@ def accuracy(rows: Sequence[dict[str, Any]], split: str) -> dict[str, Any]:
     return out
 
 
+#: the ``gender`` params section's keys
+KEYS = ("width", "epochs", "batch_size", "lr", "beta1", "eps", "lr_decay", "lr_decay_every", "seed", "device",
+        "precision", "num_workers")
+
+
 def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, Any], plots_dir: str | Path,
                corpus_dir: str | Path | None = None) -> dict[str, Any] | None:
     """Train (on the gender corpus when it has labelled train samples, else on the main shards' labelled train
@@ -176,7 +181,10 @@ def run_gender(shards_dir: str | Path, out_dir: str | Path, params: dict[str, An
     from pipeline.device import resolve_device
     from pipeline.distributed import current, rank_device
     from pipeline.loop import run_settings, save_final
+    from pipeline.params import require
     from pipeline.shards import list_shards
+
+    require(params, *KEYS, section="gender")
 
     device = rank_device(resolve_device(str(params["device"])))  # cuda:<LOCAL_RANK> under torchrun
     if not list_shards(shards_dir, "train"):

@@ -6,7 +6,8 @@ every ``lr_decay_every`` epochs, seeded shuffles. Each epoch it logs the mean lo
 curves under the stage's plots directory, read by ``dvc plots``) and saves a resume state (model + optimizer +
 scheduler + epoch + history) next to the output, so an interrupted run continues from its last finished epoch;
 ``save_final`` deletes it once the checkpoint is written. Under torchrun (``nproc`` > 1) the model is wrapped in
-DistributedDataParallel, each rank reads its own stride of the samples, and rank 0 alone writes. Mixed precision
+DistributedDataParallel, each rank reads its own part of every epoch (a stride of the samples, or whole shards:
+``rank_split``), and rank 0 alone writes. Mixed precision
 (``precision``: fp32 | bf16 | fp16) is autocast, with a GradScaler for fp16.
 """
 from __future__ import annotations

@@ -11,12 +11,8 @@ import time
 from pipeline.distributed import relaunch_stage
 from pipeline.gender import run_gender, summary_line
 from pipeline.io import write_json
-from pipeline.params import load_section, require
+from pipeline.params import load_section
 from pipeline.stage import elapsed, stage_main
-
-KEYS = ("width", "epochs", "batch_size", "lr", "beta1", "eps", "lr_decay", "lr_decay_every", "seed", "device",
-        "precision", "num_workers")
-
 
 def add_arguments(parser) -> None:
     parser.add_argument("--shards", required=True, help="shards directory (stage preprocess)")
@@ -30,7 +26,6 @@ def add_arguments(parser) -> None:
 def body(args) -> str | None:
     started = time.perf_counter()
     params = load_section("gender", args.params)
-    require(params, *KEYS, section="gender")
     metrics = run_gender(args.shards, args.out, params, args.plots, corpus_dir=args.corpus or None)
     if metrics is None:  # another rank than 0 under torchrun
         return None

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pipeline.checkpoints import load_checkpoint
 from pipeline.gender import read_predictions, run_gender
+from pipeline.testing.app import GENDER
 from pipeline.testing.shards import write_dummy_shards
 
-PARAMS = {"width": 0.0625, "epochs": 1, "batch_size": 4, "lr": 0.003, "beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0,
-          "lr_decay_every": 1, "seed": 0, "device": "cpu", "precision": "fp32", "num_workers": 0}
+PARAMS = {**GENDER, "epochs": 1}
 
 
 def _shards(root, labelled, n_train=8, n_test=4):
