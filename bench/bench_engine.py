@@ -83,6 +83,9 @@ def main() -> int:
         shards = -(-len(clips) // args.per_shard)
 
         local_s, local_m = timed_preprocess(tmp / "raw", tmp / "local", cfg, eng.EngineSettings())
+        pool_settings = eng.EngineSettings(local_processes=0)   # one process per core
+        pool_s, _ = timed_preprocess(tmp / "raw", tmp / "pool", cfg, pool_settings)
+        pool_same = digests(tmp / "local") == digests(tmp / "pool")
         ray_settings = eng.EngineSettings("ray", "")
         began = time.perf_counter()
         eng.connect(ray_settings)
@@ -103,7 +106,9 @@ def main() -> int:
     per_clip = sum(steps.values()) / n
     detect = steps["detect"] / n
     print(f"preprocess, {n} generated clips in {shards} raw shards (center detector, 64 px), {os.cpu_count()} cores")
-    print(f"  local engine: {local_s:.2f} s, {n / local_s:.2f} clips/s")
+    print(f"  local engine, one process: {local_s:.2f} s, {n / local_s:.2f} clips/s")
+    print(f"  local engine, local_processes 0 ({pool_settings.processes_for(shards)} processes): {pool_s:.2f} s, "
+          f"{n / pool_s:.2f} clips/s = {local_s / pool_s:.2f}x one process; byte-identical: {pool_same}")
     print(f"  ray engine ({cpus:.0f} CPUs, one task per raw shard): {ray_s:.2f} s, {n / ray_s:.2f} clips/s "
           f"= {local_s / ray_s:.2f}x the local engine; Ray start-up {start_s:.1f} s (not included)")
     print(f"  outputs byte-identical: {same}")

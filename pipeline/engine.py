@@ -67,12 +67,13 @@ class EngineSettings:
     ray_address: str = ""
     max_retries: int = 3
     resources: Mapping[str, Resources] = field(default_factory=lambda: {kind: Resources() for kind in KINDS})
+    local_processes: int = 1   # engine local: processes running a stage's units at once (0 = one per CPU core)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> "EngineSettings":
         """Build from the section (None or absent: the local engine); one sentence for a bad key or value."""
         params = dict(params or {})
-        known = {"engine", "ray_address", "max_retries", *KINDS}
+        known = {"engine", "ray_address", "max_retries", "local_processes", *KINDS}
         unknown = sorted(set(params) - known)
         if unknown:
             raise EngineError(f"unknown {SECTION} param(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -95,7 +96,16 @@ class EngineSettings:
         retries = int(params.get("max_retries", 3))
         if retries < 0:
             raise EngineError(f"{SECTION}.max_retries must be >= 0, got {retries}")
-        return cls(engine, str(params.get("ray_address") or ""), retries, resources)
+        processes = int(params.get("local_processes", 1))
+        if processes < 0:
+            raise EngineError(f"{SECTION}.local_processes must be >= 0 (0 = one per CPU core), got {processes}")
+        return cls(engine, str(params.get("ray_address") or ""), retries, resources, processes)
+
+    def processes_for(self, units: int, limit: int | None = None) -> int:
+        """How many local processes run ``units`` units: ``local_processes`` (0 = this machine's CPU cores), at
+        most one per unit and at most ``limit`` (a stage's own cap, e.g. 1 for a model on one GPU)."""
+        wanted = self.local_processes or cpu_cores()
+        return max(1, min(wanted, units, limit if limit is not None else wanted))
 
 
 def load_engine(params_path: str | Path = "params.yaml") -> EngineSettings:
@@ -206,18 +216,32 @@ def connect(settings: EngineSettings):
     return ray
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, so a Slurm or container limit counts)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def run_units(fn: Callable[[Any], Any], units: Sequence[Any], names: Sequence[str], settings: EngineSettings,
-              kind: str, must_see: Sequence[str | Path] = ()) -> Iterator[UnitResult]:
+              kind: str, must_see: Sequence[str | Path] = (), local_limit: int | None = None) -> Iterator[UnitResult]:
     """Run ``fn(unit)`` for every unit; yield each result (``UnitResult.index`` = its place in ``units``).
 
-    ``local``: in this process, in order. ``ray``: one task per unit with ``kind``'s resources, results in the
-    order they finish; a unit whose worker dies is run again up to ``max_retries`` times. ``fn`` must be a
-    module-level function and ``units`` picklable. ``must_see``: paths every worker must find (the workspace).
-    An exception of ``fn`` cancels the remaining tasks and is raised here as itself.
+    ``local``: in this process, in order, or, with ``local_processes`` above 1 (0 = one per core; never more
+    than ``local_limit``), in that many fresh processes, results in the order they finish. ``ray``: one task per
+    unit with ``kind``'s resources, results in the order they finish; a unit whose worker dies is run again up to
+    ``max_retries`` times. ``fn`` must be a module-level function and ``units`` picklable. ``must_see``: paths
+    every worker must find (the workspace). An exception of ``fn`` cancels the remaining units and is raised here
+    as itself.
     """
     if settings.engine == "local":
-        for index, unit in enumerate(units):
-            yield UnitResult(index, fn(unit))
+        processes = settings.processes_for(len(units), local_limit)
+        if processes == 1:
+            for index, unit in enumerate(units):
+                yield UnitResult(index, fn(unit))
+        else:
+            yield from _run_in_processes(fn, units, processes)
         return
     if not units:
         return
@@ -250,6 +274,30 @@ def run_units(fn: Callable[[Any], Any], units: Sequence[Any], names: Sequence[st
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
+
+
+def _run_in_processes(fn: Callable[[Any], Any], units: Sequence[Any], processes: int) -> Iterator[UnitResult]:
+    """The local engine on several cores: ``fn(unit)`` in ``processes`` spawned interpreters (not forked: the
+    stage's process may hold torch's thread pools, which a forked child can deadlock on)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
+    pending = {pool.submit(fn, unit): index for index, unit in enumerate(units)}
+    try:
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in done:
+                index = pending.pop(future)
+                try:
+                    value = future.result()
+                except BrokenProcessPool:
+                    raise EngineError(f"a local worker process died while running unit {index + 1} of "
+                                      f"{len(units)}; the finished units are kept, and a rerun does only the rest") from None
+                yield UnitResult(index, value)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def describe(settings: EngineSettings) -> dict[str, Any]:

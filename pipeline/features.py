@@ -150,7 +150,8 @@ def extract_features(
     engine = engine or EngineSettings()
     with tqdm(total=len(jobs), desc="features", unit="shard") as bar:
         for result in run_units(feature_shard, jobs, [Path(j.shard).name for j in jobs], engine, "features",
-                                must_see=[shards_dir, out_dir, face_encoder_path]):
+                                # locally one process: the model uses every core (or the GPU) already
+                                must_see=[shards_dir, out_dir, face_encoder_path], local_limit=1):
             counts[split_of[result.index]] += result.value
             bar.update(1)
             bar.set_postfix(samples=sum(counts.values()))

@@ -338,6 +338,21 @@ class RawShardJob:
 _DETECTORS: dict[tuple, tuple[Detector, EyeLandmarks | None]] = {}
 
 
+#: detectors that run a neural network on ``preprocess.device`` (the others run on the CPU)
+MODEL_DETECTORS = ("dlib_cnn", "face_alignment")
+
+
+def local_process_limit(cfg: PreprocessConfig) -> int | None:
+    """At most one local process when the detector's network runs on a GPU (each process would load its own copy
+    onto the one device); CPU detectors may use every core (``cluster.local_processes``)."""
+    if cfg.detector in MODEL_DETECTORS and cfg.device != "cpu":
+        from pipeline.device import resolve_device
+
+        if resolve_device(cfg.device).type == "cuda":
+            return 1
+    return None
+
+
 def _detector_for(cfg: PreprocessConfig) -> tuple[Detector, EyeLandmarks | None]:
     key = (cfg.detector, cfg.device, cfg.center_box, cfg.dlib_upsample, cfg.face_alignment_dir, cfg.align)
     if key not in _DETECTORS:
@@ -466,7 +481,8 @@ def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConf
     committed = 0
     try:
         for result in run_units(preprocess_raw_shard, jobs, [f"{j.split}.{Path(j.raw).name}" for j in jobs],
-                                engine, "preprocess", must_see=[raw_dir, staging]):
+                                engine, "preprocess", must_see=[raw_dir, staging],
+                                local_limit=local_process_limit(cfg)):
             waiting[result.index] = result.value
             clips = sum(p["keys_in"] for p in result.value)
             processed += clips

@@ -522,8 +522,10 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
         local = engine.engine == "local"
         _RUN_STATE["progress"] = bar.update if local else None  # Ray: the bar moves when a shard is back
         try:
+            # one local process: its download.concurrency threads are the parallelism, and the blocked-answer
+            # count and the pacing must see every request
             for done, result in enumerate(run_units(fetch_shard, jobs, [p.name for p in todo], engine, "download",
-                                                    must_see=[work_dir])):
+                                                    must_see=[work_dir], local_limit=1)):
                 plan = todo[result.index]
                 stats, shard_timings[plan.name] = result.value
                 if not local:

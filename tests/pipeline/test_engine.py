@@ -86,3 +86,15 @@ def test_a_worker_with_other_packages_or_without_the_workspace_refuses_the_unit(
     with pytest.raises(EngineError, match="cannot see .*missing: the workspace must be on a filesystem"):
         _run_unit(square_or_fail, 2, "a", mine, [str(tmp_path / "missing")], str(tmp_path))
     assert _run_unit(square_or_fail, 2, "a", mine, [str(tmp_path)], str(tmp_path)) == 4
+
+
+def test_local_processes_run_units_in_spawned_processes_and_raise_their_errors():
+    two = EngineSettings.from_params({"local_processes": 2})
+    assert two.processes_for(5) == 2 and two.processes_for(1) == 1 and two.processes_for(5, limit=1) == 1
+    assert EngineSettings.from_params({"local_processes": 0}).processes_for(64) >= 1   # one per core
+    with pytest.raises(EngineError, match="local_processes must be >= 0"):
+        EngineSettings.from_params({"local_processes": -1})
+    results = list(run_units(square_or_fail, [3, 1, 2], ["a", "b", "c"], two, "preprocess"))
+    assert sorted((r.index, r.value) for r in results) == [(0, 9), (1, 1), (2, 4)]
+    with pytest.raises(EngineError, match="unit -1 is negative"):
+        list(run_units(square_or_fail, [1, -1, 2], ["a", "b", "c"], two, "preprocess"))

@@ -135,3 +135,20 @@ def test_resume_after_interruption_gives_identical_shards(tmp_path, monkeypatch)
     keys = [s["key"] for s in iter_samples(list_shards(resumed, "train"), fields=["meta"])]
     assert keys == sorted(set(keys)) and len(keys) == 6
     assert not list(resumed.glob(".*.tmp"))
+
+
+def test_local_processes_give_the_same_shards_as_one_process(tmp_path):
+    """cluster.local_processes: raw shards preprocessed by two spawned processes finish in any order, and the
+    driver still numbers and writes the shards exactly as one process does."""
+    from pipeline.engine import EngineSettings
+
+    media, raw = tmp_path / "media", tmp_path / "raw"
+    for split, index, names in (("train", 0, "ab"), ("train", 1, "c"), ("test", 0, "d")):
+        write_raw_shard(raw, split, index, [
+            (n, make_clip(media / f"{n}.mp4", duration=0.7, size=(96, 72), tone_hz=300 + 100 * i), {"x": 0.5, "y": 0.5})
+            for i, n in enumerate(names)])
+    cfg = PreprocessConfig(detector="center", image_size=32, shard_max_count=1)
+    one = run_preprocess(raw, tmp_path / "one", cfg, progress=False, engine=EngineSettings(local_processes=1))
+    two = run_preprocess(raw, tmp_path / "two", cfg, progress=False, engine=EngineSettings(local_processes=2))
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    assert len(list_shards(tmp_path / "two", "train")) == 3 and one["samples_out"] == two["samples_out"] == 4
