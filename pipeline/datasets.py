@@ -101,7 +101,7 @@ class SplitDataset(IterableDataset):
 
     def __init__(
         self,
-        shards_dir: str | Path,
+        shards_dir: str | Path | Sequence[str | Path],
         split: str,
         fields: Sequence[str] = DEFAULT_FIELDS,
         features_dir: str | Path | None = None,
@@ -111,7 +111,9 @@ class SplitDataset(IterableDataset):
         keep: Callable[[dict], bool] | None = None,
     ):
         super().__init__()
-        self.shards_dir = Path(shards_dir)
+        # several folders (e.g. the face corpus and the clips' shards) are read as one split: their shards in one list
+        dirs = [Path(d) for d in shards_dir] if isinstance(shards_dir, (list, tuple)) else [Path(shards_dir)]
+        self.shards_dir = dirs[0]
         self.split = split
         self.fields = tuple(fields)
         self.features_dir = Path(features_dir) if features_dir is not None else None
@@ -122,9 +124,9 @@ class SplitDataset(IterableDataset):
         self.epoch = 0
         self.rank, self.world_size, self.per_rank, self.by_shards = 0, 1, None, False
         self._shard_counts: dict[Path, int] | None = None
-        self.shard_paths = [Path(p) for p in _shards_module().list_shards(self.shards_dir, split)]
+        self.shard_paths = [Path(p) for d in dirs for p in _shards_module().list_shards(d, split)]
         if not self.shard_paths:
-            raise DatasetError(f"no '{split}' shards in {self.shards_dir} (empty split?)")
+            raise DatasetError(f"no '{split}' shards in {' or '.join(map(str, dirs))} (empty split?)")
         if self.features_dir is not None:
             missing = [p.name for p in self.shard_paths if not (self.features_dir / f"{_stem(p)}.npy").is_file()]
             if missing:

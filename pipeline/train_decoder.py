@@ -27,7 +27,9 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
       (post- or pre-ReLU as ``features/meta.json`` records, so FD sees the kind of feature the speech side is
       trained towards), computed on the fly;
     - ``shards``: the train split's face crops with their features from ``features_dir`` (the paper: FD is
-      trained on AVSpeech's face crops).
+      trained on AVSpeech's face crops);
+    - ``both``: the corpus's crops and the train split's, shuffled together, all with on-the-fly features (the
+      paper's FD sees the speakers' own training faces; the corpus adds the identities 53 speakers lack).
     """
     from models import build_model
     from models.losses import DecoderLoss
@@ -49,8 +51,11 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
     elif faces == "shards":
         dataset = SplitDataset(shards_dir, "train", fields=("face",), features_dir=features_dir, shuffle=True,
                                seed=int(params["seed"]))
+    elif faces == "both":
+        dataset = SplitDataset([corpus_dir, shards_dir], "train", fields=("face",), shuffle=True,
+                               seed=int(params["seed"]))
     else:
-        raise TrainingError(f"train_decoder.faces must be 'corpus' or 'shards', got {faces!r}")
+        raise TrainingError(f"train_decoder.faces must be 'corpus', 'shards' or 'both', got {faces!r}")
     image_size = peek_image_size(dataset)
     config = {"feature_dim": dim, "fc1_dim": int(params["fc1_dim"]), "image_size": image_size,
               "width": float(params["width"]), "use_cbam": True,

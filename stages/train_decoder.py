@@ -12,7 +12,7 @@ from pipeline.train_decoder import train_decoder
 
 def add_arguments(parser) -> None:
     parser.add_argument("--corpus", required=True, help="face-image corpus (stage face_corpus)")
-    parser.add_argument("--shards", required=True, help="shards (stage preprocess), for train_decoder.faces: shards")
+    parser.add_argument("--shards", required=True, help="shards (stage preprocess), for train_decoder.faces: shards or both")
     for name in ("features", "face-encoder", "out", "metrics", "plots"):
         parser.add_argument(f"--{name}", required=True)
 

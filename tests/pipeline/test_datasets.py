@@ -62,6 +62,18 @@ def test_keep_filter_fields_and_loader(tiny):
     assert collate([{"key": "a", "x": torch.zeros(2)}])["x"].shape == (1, 2)
 
 
+def test_several_folders_read_as_one_split(tiny, tmp_path):
+    """train_decoder.faces: both reads the face corpus and the clips' shards as one shuffled split."""
+    shards, _ = tiny
+    other = tmp_path / "corpus"
+    write_dummy_shards(other, split="train", n_samples=4, per_shard=2, image_size=16, seed=1)
+    ds = SplitDataset([shards, other], "train", fields=("face",), shuffle=True, seed=0)
+    assert len(ds.shard_paths) == 3 + 2 and ds.count() == 7 + 4
+    assert sum(1 for _ in ds) == 11
+    with pytest.raises(DatasetError, match="no 'valid' shards in .* or "):
+        SplitDataset([shards, other], "valid")
+
+
 def test_empty_split_and_missing_features_are_clear_errors(tiny, tmp_path):
     shards, _ = tiny
     with pytest.raises(DatasetError, match="no 'valid' shards"):
