@@ -118,9 +118,22 @@ def iter_identities(cfg: CorpusConfig) -> Iterator[tuple[str, Speaker]]:
         yield identity_id(i), make_speaker(cfg.seed, OFFSET + i)
 
 
-def generate_face_corpus(out_dir: str | Path, cfg: CorpusConfig, progress: bool = True) -> dict[str, Any]:
-    """Write the corpus (module docstring) into ``out_dir``; returns its counts. Same config → same bytes."""
-    from pipeline.shards import ShardWriter, encode_face, encode_meta, shard_name
+def render_identity(job: tuple[CorpusConfig, int]) -> list[bytes]:
+    """The encoded JPEG crops of one identity (module-level, so a process pool can run it)."""
+    from pipeline.shards import encode_face
+
+    cfg, index = job
+    speaker = make_speaker(cfg.seed, OFFSET + index)
+    return [encode_face(render_image(cfg, speaker, image)) for image in range(cfg.images_per_identity)]
+
+
+def generate_face_corpus(out_dir: str | Path, cfg: CorpusConfig, progress: bool = True,
+                         workers: int = 1) -> dict[str, Any]:
+    """Write the corpus (module docstring) into ``out_dir``; returns its counts. Same config → same bytes, for any
+    number of ``workers`` (processes drawing the identities; the shards are written here, in identity order)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pipeline.shards import ShardWriter, encode_meta, shard_name
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -131,18 +144,20 @@ def generate_face_corpus(out_dir: str | Path, cfg: CorpusConfig, progress: bool 
     writer = None
     shard_index = 0
     written = 0
+    jobs = [(cfg, i) for i in range(cfg.n_identities)]
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    drawn = pool.map(render_identity, jobs, chunksize=8) if pool is not None else map(render_identity, jobs)
     bar = tqdm(total=total, desc="face corpus", unit="image", disable=not progress)
     try:
-        for ident, speaker in iter_identities(cfg):
+        for (ident, speaker), faces in zip(iter_identities(cfg), drawn):
             attributes = attributes_of(speaker)
             identities[ident] = attributes
-            for image in range(cfg.images_per_identity):
+            for image, face in enumerate(faces):
                 if writer is None:
                     writer = ShardWriter(out_dir / f"{shard_name(SPLIT, shard_index)}.tar")
-                face = render_image(cfg, speaker, image)
                 key = f"{ident}_i{image}"
                 meta = {"key": key, "speaker_id": ident, "split": SPLIT, **attributes}
-                writer.add(key, {"face": encode_face(face), "meta": encode_meta(meta)})
+                writer.add(key, {"face": face, "meta": encode_meta(meta)})
                 written += 1
                 bar.update()
                 if writer.count >= cfg.shard_size:
@@ -153,6 +168,8 @@ def generate_face_corpus(out_dir: str | Path, cfg: CorpusConfig, progress: bool 
             shard_index += 1
     finally:
         bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     counts = {"identities": len(identities), "images": written, "shards": shard_index}
     write_json(out_dir / "identities.json", identities)
     write_json(out_dir / "meta.json", {"config": dataclasses.asdict(cfg), "counts": counts,
