@@ -16,7 +16,10 @@ $(VENV)/.installed: requirements.txt
 	@echo "==> python environment in $(VENV)"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install -q --upgrade pip
-	@$(VENV)/bin/python -m pip install -q -r requirements.txt
+	@# pip byte-compiles on one core; compileall -j 0 does it on every core (setup 64 -> 55 s on 2 cores). Like pip, it
+	@# ignores the few files that are not valid Python 3 (templates, other versions)
+	@$(VENV)/bin/python -m pip install -q --no-compile -r requirements.txt
+	@$(VENV)/bin/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	@touch $@
 
 setup: $(VENV)/.installed
