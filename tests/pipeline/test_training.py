@@ -55,6 +55,20 @@ def test_decoder_checkpoint_metrics_and_curves(workspace):
     assert not loop.resume_path_for(workspace["models"] / "decoder.pt").exists()
 
 
+def test_decoder_trains_on_corpus_and_train_crops_together(workspace, tmp_path):
+    """faces: both = the corpus's crops and the train split's in one epoch (here the dummy corpus is a copy of the
+    train shards, so an epoch holds each crop twice); an unknown value is one sentence."""
+    p = workspace
+    corpus = tmp_path / "corpus"
+    shutil.copytree(p["shards"], corpus)
+    m = train_decoder(corpus, p["shards"], p["features"], p["face_encoder"], tmp_path / "d.pt", tmp_path / "d.json",
+                      tmp_path / "plots", {**TINY_DECODER, "faces": "both", "epochs": 1})
+    assert m["faces"] == "both" and m["samples_per_epoch"] == 2 * 8
+    with pytest.raises(TrainingError, match="must be 'corpus', 'shards' or 'both', got 'all'"):
+        train_decoder(corpus, p["shards"], p["features"], p["face_encoder"], tmp_path / "e.pt", tmp_path / "e.json",
+                      tmp_path / "plots2", {**TINY_DECODER, "faces": "all", "epochs": 1})
+
+
 def test_encoder_variants_record_variant_and_subset(workspace):
     root = workspace["root"]
     for v in VARIANTS:
