@@ -9,7 +9,7 @@ import time
 
 from pipeline.params import load_section
 from pipeline.sample.corpus import CorpusConfig, generate_face_corpus
-from pipeline.sample.generate import default_workers
+from pipeline.sample.face import drawing_workers
 from pipeline.stage import elapsed, stage_main
 
 
@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 def body(args) -> str:
     started = time.perf_counter()
     cfg = CorpusConfig.from_params(load_section("face_corpus", args.params))
-    counts = generate_face_corpus(args.out, cfg, workers=default_workers())
+    counts = generate_face_corpus(args.out, cfg, workers=drawing_workers())
     return (f"face_corpus: {counts['identities']} identities x {cfg.images_per_identity} images = "
             f"{counts['images']} face crops of {cfg.image_size}px in {counts['shards']} shard(s), "
             f"{elapsed(started)} -> {args.out}")

@@ -9,7 +9,8 @@ import time
 
 from pipeline.media import require_ffmpeg
 from pipeline.params import load_section
-from pipeline.sample.generate import SampleConfig, default_workers, generate_sample
+from pipeline.sample.face import drawing_workers
+from pipeline.sample.generate import SampleConfig, generate_sample
 from pipeline.stage import elapsed, stage_main
 
 
@@ -23,7 +24,7 @@ def body(args) -> str:
     require_ffmpeg()
     started = time.perf_counter()
     cfg = SampleConfig.from_params(load_section("sample", args.params))
-    summary = generate_sample(args.out, cfg, workers=args.workers or default_workers())
+    summary = generate_sample(args.out, cfg, workers=args.workers or drawing_workers())
     return (f"sample: {summary.speakers} speakers, {summary.clips} clips, {summary.seconds:.1f} s of video "
             f"in {elapsed(started)} -> {summary.out_dir}/avspeech.csv")
 

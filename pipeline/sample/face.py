@@ -6,6 +6,7 @@ bobbing position and draws the mouth, opened by the speech envelope.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,3 +153,9 @@ def render_frames(layer: FaceLayer, background: Image.Image, centre: tuple[float
             d.ellipse((mx - 0.75 * hw, my - hh + 1, mx + 0.75 * hw, my + hh - 1), fill=layer.inner_rgb)
         frames[t] = np.asarray(frame)
     return frames
+
+
+def drawing_workers() -> int:
+    """Processes that draw the sample's clips or the corpus's faces: the machine's cores, at most 4 (the output does
+    not depend on it). Here because both stages that draw already depend on this module."""
+    return max(1, min(4, os.cpu_count() or 1))

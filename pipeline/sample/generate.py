@@ -13,7 +13,6 @@ speakers or clips leaves the existing ones unchanged.
 from __future__ import annotations
 
 import dataclasses
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,11 +138,6 @@ def _render_job(job: tuple[SampleConfig, int, int, str]) -> float:
     plan, rng = plan_clip(cfg, make_speaker(cfg.seed, speaker_index), clip)
     render_clip(cfg, plan, rng, Path(path))
     return plan.n_frames / cfg.fps
-
-
-def default_workers() -> int:
-    """Worker processes for rendering: the machine's cores, at most 4 (the output does not depend on it)."""
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def generate_sample(out_dir: str | Path, cfg: SampleConfig, progress: bool = True,
