@@ -73,8 +73,8 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
         missing = [i for i, key in enumerate(keys) if key not in feature_cache]
         computed: dict[str, torch.Tensor] = {}
         if missing:
-            with torch.no_grad():
-                fresh = face_encoder.features(target[missing])
+            with torch.no_grad():  # fp32 whatever the autocast: BatchNorm recalibration runs FD without autocast
+                fresh = face_encoder.features(target[missing]).float()
             for i, row in zip(missing, fresh):
                 computed[keys[i]] = row
                 if len(feature_cache) < cache_limit:

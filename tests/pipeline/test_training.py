@@ -69,6 +69,17 @@ def test_decoder_trains_on_corpus_and_train_crops_together(workspace, tmp_path):
                       tmp_path / "plots2", {**TINY_DECODER, "faces": "all", "epochs": 1})
 
 
+def test_decoder_trains_on_the_corpus_in_bf16(workspace, tmp_path):
+    """Corpus features are computed under autocast but cached in fp32: BatchNorm recalibration (no autocast)
+    once crashed on bf16 features."""
+    p = workspace
+    corpus = tmp_path / "corpus"
+    shutil.copytree(p["shards"], corpus)
+    m = train_decoder(corpus, p["shards"], p["features"], p["face_encoder"], tmp_path / "d.pt", tmp_path / "d.json",
+                      tmp_path / "plots", {**TINY_DECODER, "faces": "corpus", "precision": "bf16", "epochs": 1})
+    assert m["precision"] == "bf16" and np.isfinite(m["final"]["loss"])
+
+
 def test_encoder_variants_record_variant_and_subset(workspace):
     root = workspace["root"]
     for v in VARIANTS:
