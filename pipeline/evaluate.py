@@ -200,8 +200,9 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_per_sample(out_dir / "per_sample.parquet", keys, speakers, genders, arrays, metrics.pop("_ranks"),
-                      {f"identity_{name}": ["found" if isinstance(e, np.ndarray) else e for e in embs]
-                       for name, embs in identity.items()})
+                      {**{f"identity_{name}": ["found" if isinstance(e, np.ndarray) else e for e in embs]
+                          for name, embs in identity.items()},
+                       **probe_columns(reads)})
     chosen = grid_keys([(k, s, g) for k, (s, g, _) in faces.items()], grid_rows)
     grid = np.stack([faces[k][2] for k in chosen])  # [n, 3, H, W, 3]
     with atomic_path(out_dir / "faces.npz") as tmp:
@@ -254,6 +255,15 @@ def variant_metrics(variant: str, keys: list[str], speakers: list[str], genders:
     out["gender_agreement"] = gender
     out["_ranks"] = {"rank": ranks, "speaker_rank": speaker_ranks}
     return out
+
+
+def probe_columns(reads: dict[str, dict[str, np.ndarray]]) -> dict[str, list[str]]:
+    """``probe_<face>_<attribute>``: the class name the attribute probe read from each sample's face, so that a
+    wrong reading can be traced to its speaker (e.g. which men's generated faces were read as women)."""
+    from pipeline.sample.corpus import ATTRIBUTES
+
+    return {f"probe_{face}_{attr}": [str(list(ATTRIBUTES[attr])[int(i)]) for i in classes]
+            for face, by_attr in reads.items() for attr, classes in by_attr.items()}
 
 
 def _write_per_sample(path: Path, keys, speakers, genders, arrays, ranks,

@@ -13,6 +13,7 @@ from pipeline import frozen, loop, train_encoder as encoder_training, variants
 from pipeline.checkpoints import load_checkpoint, read_header
 from pipeline.evaluate import EvaluationError, evaluate_variant
 from pipeline.report import write_report
+from pipeline.sample.corpus import ATTRIBUTES
 from pipeline.testing.training import (DIM, IMAGE_SIZE, TINY_DECODER, TINY_ENCODER, TINY_EVALUATE,
                                        make_training_inputs)
 from pipeline.loop import TrainingError
@@ -102,6 +103,14 @@ def test_evaluation_outputs(workspace):
     assert m["gender_agreement"]["voice_classifier"] == 1.0  # dummy predictions equal the labels
     table = pq.read_table(root / "eval/non_prior/per_sample.parquet")
     assert table.num_rows == 6 and {"key", "angle", "primed_angle", "rank"} <= set(table.column_names)
+    # what the attribute probe read from each sample's faces, by class name, so a misread speaker can be traced
+    columns = set(table.column_names)
+    assert {"probe_generated_gender", "probe_true_face_gender", "probe_face_to_face_gender"} <= columns
+    for face in ("generated", "face_to_face", "true_face"):
+        for attribute, classes in ATTRIBUTES.items():
+            if f"probe_{face}_{attribute}" in columns:
+                read = set(table.column(f"probe_{face}_{attribute}").to_pylist())
+                assert read <= {str(c) for c in classes}, (face, attribute, read)
     with np.load(root / "eval/non_prior/faces.npz") as faces:
         assert faces["faces"].shape == (2, 3, IMAGE_SIZE, IMAGE_SIZE, 3) and faces["faces"].dtype == np.uint8
     assert (root / "eval/non_prior/grid.png").stat().st_size > 0
