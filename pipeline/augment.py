@@ -1,4 +1,5 @@
-"""Image augmentations shared by the face models' training (face encoder, attribute probe)."""
+"""Augmentations shared by training: image shifts for the face models (face encoder, attribute probe), time
+masks and shifts for the speech encoder's spectrograms."""
 from __future__ import annotations
 
 import torch
@@ -12,3 +13,30 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> 
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
     return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+
+
+def mask_and_roll_time(specs: torch.Tensor, masks: int, max_frames: int, roll: bool,
+                       generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment-style time masking (Park et al. 2019) plus a random circular time shift, per sample.
+
+    ``specs`` is a ``(B, C, F, T)`` batch of spectrograms. With ``roll``, each sample is shifted circularly by a
+    random number of frames: what is said is not tied to where in the 6 s window it falls, and each clip is
+    already a loop of its speech when shorter than 6 s. Then ``masks`` spans of 0..``max_frames`` frames each
+    are set to zero (silence) at random places. Random numbers come from ``generator`` (on the CPU), so a seeded
+    run augments the same way on any device. Returns a new tensor; ``specs`` is left unchanged.
+    """
+    b, _, _, t = specs.shape
+    out = specs
+    if roll:
+        shifts = torch.randint(0, t, (b,), generator=generator)
+        frames = (torch.arange(t)[None, :] - shifts[:, None]) % t  # (B, T): source frame of each output frame
+        out = torch.gather(out, 3, frames.to(specs.device)[:, None, None, :].expand_as(out))
+    if masks > 0 and max_frames > 0:
+        frame = torch.arange(t)[None, :]
+        keep = torch.ones(b, t, dtype=torch.bool)
+        for _ in range(masks):
+            width = torch.randint(0, min(max_frames, t) + 1, (b,), generator=generator)
+            start = (torch.rand(b, generator=generator) * (t - width + 1)).long()
+            keep &= (frame < start[:, None]) | (frame >= (start + width)[:, None])
+        out = out * keep.to(device=specs.device, dtype=specs.dtype)[:, None, None, :]
+    return out if out is not specs else specs.clone()

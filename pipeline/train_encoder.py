@@ -5,7 +5,7 @@ variants are in ``pipeline.variants``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -48,15 +48,19 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     model = build_model(ARCH_ENCODER, config).to(device, memory_format=torch.channels_last)
     select_prior = PriorSelector(variant, priors, predictions, device)
     lambdas = tuple(float(x) for x in params["lambdas"])
+    augment = spec_augmenter(params, dataset)
 
     def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
         true = batch["feature"].to(device, non_blocking=True)
-        speech = net(spec_batch(batch, device, channels_last=True), select_prior(batch["key"]))
+        speech = net(augment(spec_batch(batch, device, channels_last=True)), select_prior(batch["key"]))
         loss, parts = tri_item_loss(true, speech, decoder.fc1, face_encoder.classify, lambdas)
         return loss, {k: float(v) for k, v in parts.items() if k != "total"}
 
     run_id = fingerprint({"params": params, "config": config, "variant": variant.name})
-    history = fit(model, dataset, step, params, out, plots_dir, run_id, f"train_encoder[{variant.name}]", device)
+    # BatchNorm statistics are recomputed from plain (not augmented) spectrograms, as the model sees at test time
+    history = fit(model, dataset, step, params, out, plots_dir, run_id, f"train_encoder[{variant.name}]", device,
+                  bn_forward=lambda batch: model(spec_batch(batch, device, channels_last=True),
+                                                 select_prior(batch["key"])))
     save_final(out, model, ARCH_ENCODER, config,
             {"variant": variant.name, "prior": variant.prior, "subset": variant.subset,
              "feature_relu": feature_relu(features_dir), "history": history})
@@ -64,3 +68,29 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     if current().main:
         write_json(metrics_path, metrics)
     return metrics
+
+
+def spec_augmenter(params: dict[str, Any], dataset) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The training-time spectrogram augmentation of ``params`` (``time_masks`` masks of up to
+    ``time_mask_frames`` frames, ``time_roll``), or the identity when both are off.
+
+    Its generator is reseeded from ``seed``, the epoch of ``dataset`` and the rank at the start of each epoch, so
+    a resumed run augments as an unbroken one and every rank draws its own masks.
+    """
+    from pipeline.augment import mask_and_roll_time
+
+    masks, max_frames = int(params.get("time_masks", 0)), int(params.get("time_mask_frames", 0))
+    roll = bool(params.get("time_roll", False))
+    if not roll and (masks <= 0 or max_frames <= 0):
+        return lambda specs: specs
+    seed, rank = int(params["seed"]), current().rank
+    state = {"epoch": None, "generator": torch.Generator()}
+
+    def augment(specs: torch.Tensor) -> torch.Tensor:
+        if state["epoch"] != dataset.epoch:
+            state["epoch"] = dataset.epoch
+            state["generator"].manual_seed((seed * 1_000_003 + dataset.epoch) * 1_009 + rank)
+        out = mask_and_roll_time(specs, masks, max_frames, roll, state["generator"])
+        return out.contiguous(memory_format=torch.channels_last)
+
+    return augment

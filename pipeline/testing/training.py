@@ -23,7 +23,8 @@ TINY_TRAIN: dict[str, Any] = {
 }
 TINY_DECODER: dict[str, Any] = {**TINY_TRAIN, "faces": "shards", "first_map": 0, "fc1_dim": 8, "alpha": 0.84,
                                  "msssim_win_size": 3, "cos_weight": 1.0}
-TINY_ENCODER: dict[str, Any] = {**TINY_TRAIN, "lambdas": [1.0, 0.04, 1.2]}
+TINY_ENCODER: dict[str, Any] = {**TINY_TRAIN, "lambdas": [1.0, 0.04, 1.2], "time_masks": 2, "time_mask_frames": 60,
+                                 "time_roll": True}
 TINY_EVALUATE: dict[str, Any] = {"batch_size": 8, "recall_k": [1, 2], "grid_rows": 2, "device": "cpu"}
 
 
