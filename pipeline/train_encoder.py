@@ -81,6 +81,9 @@ def spec_augmenter(params: dict[str, Any], dataset) -> Callable[[torch.Tensor], 
 
     masks, max_frames = int(params.get("time_masks", 0)), int(params.get("time_mask_frames", 0))
     roll = bool(params.get("time_roll", False))
+    if masks < 0 or max_frames < 0:
+        raise TrainingError(f"train_encoder.time_masks and time_mask_frames must be 0 (off) or more, got {masks} and "
+                            f"{max_frames}")
     if not roll and (masks <= 0 or max_frames <= 0):
         return lambda specs: specs
     seed, rank = int(params["seed"]), current().rank

@@ -67,3 +67,16 @@ def test_speech_encoder_augmenter_follows_params_and_epochs():
     assert not torch.equal(epoch0, specs) and torch.equal(again(specs), epoch0)  # seeded: a resumed run repeats it
     dataset.epoch = 1
     assert not torch.equal(first(specs), epoch0)  # a new epoch draws new masks and shifts
+
+
+def test_negative_time_mask_settings_are_one_sentence():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from pipeline.loop import TrainingError
+    from pipeline.train_encoder import spec_augmenter
+
+    with pytest.raises(TrainingError, match="time_masks and time_mask_frames must be 0"):
+        spec_augmenter({"seed": 0, "time_masks": -1, "time_mask_frames": 60, "time_roll": True},
+                       SimpleNamespace(epoch=0))
