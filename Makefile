@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean-data sweep-priors app
+.PHONY: setup demo test test-fast deps bench clean-data sweep-priors app
 SWEEP_N ?=
 SWEEP_VARIANTS ?= neutral_fc gender_fc
 
@@ -31,22 +31,32 @@ demo: setup
 	@dvc repro
 	@# the run's metrics as a named experiment, so that `dvc exp show` has a baseline row (dvc.lock is not committed)
 	@dvc exp save -q -f -n demo-baseline -I dvc.lock || echo "note: dvc exp save failed, so dvc exp show has no demo-baseline row"
-	@python -m pipeline.summary
+	@python -m pipeline.ops.summary
 
 # One DVC experiment per prior size (priors.convergence_n, or SWEEP_N="10 20"), then sweeps/priors/prior_sweep.md.
 # Two variants by default (one per prior kind) so the demo sweep fits in minutes; SWEEP_VARIANTS="neutral ..." for more.
 sweep-priors: setup
-	@python -m pipeline.sweep $(if $(SWEEP_N),--n $(SWEEP_N)) $(if $(SWEEP_VARIANTS),--variants $(SWEEP_VARIANTS))
+	@python -m pipeline.ops.sweep $(if $(SWEEP_N),--n $(SWEEP_N)) $(if $(SWEEP_VARIANTS),--variants $(SWEEP_VARIANTS))
 
 test: setup
 	@# a browser that downloads itself at install time is no option offline: Debian's chromium for the app's test
 	@bash scripts/ensure_debian.sh "chromium chromedriver" "chromium chromium-driver" "the app's browser test"
 	@python -m pytest -q -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS) tests
 
-# The page: record or upload a voice, see the face (pipeline/app.py). Needs the outputs of `make demo` (or dvc repro).
+# The fast lane while you edit (under 3 minutes on 2 cores): every test not marked slow, which still covers the
+# params checks, the manifest, the shard contract, the model shapes, the layers and one tiny dvc repro.
+test-fast: setup
+	@python -m pytest -q -n 2 --dist loadgroup -m "not slow" --durations=10 $(PYTEST_ARGS) tests
+
+# dvc.yaml's code deps and the DAG drawings in README.md and docs/, regenerated from the code (the tests check both)
+deps: setup
+	@python -m pipeline.ops.deps --write
+	@python -m pipeline.ops.dag --write
+
+# The page: record or upload a voice, see the face (pipeline/serve/app.py). Needs the outputs of `make demo` (or dvc repro).
 PORT ?= 7860
 app: setup
-	@GRADIO_ANALYTICS_ENABLED=False python -m pipeline.app --port $(PORT)
+	@GRADIO_ANALYTICS_ENABLED=False python -m pipeline.serve.app --port $(PORT)
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "==> $$b"; python $$b || exit 1; done

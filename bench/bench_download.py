@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-from pipeline.download.runner import STEP_KEYS, DownloadSettings, run_download  # noqa: E402
-from pipeline.media import probe  # noqa: E402
+from pipeline.data.download.runner import STEP_KEYS, DownloadSettings, run_download  # noqa: E402
+from pipeline.data.media import probe  # noqa: E402
 from pipeline.testing.download import manifest_row, write_manifest  # noqa: E402
 from pipeline.testing.http import RangeHTTPServer  # noqa: E402
 from pipeline.testing.media import make_clip  # noqa: E402

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline import engine as eng  # noqa: E402
-from pipeline.preprocess import STEPS, PreprocessConfig, run_preprocess  # noqa: E402
+from pipeline.data import engine as eng  # noqa: E402
+from pipeline.data.preprocess import STEPS, PreprocessConfig, run_preprocess  # noqa: E402
 from pipeline.testing.media import make_clip  # noqa: E402
 from pipeline.testing.ray_cluster import RAY_TEST_ENV, square_or_fail  # noqa: E402
 from pipeline.testing.shards import write_raw_shard  # noqa: E402
@@ -43,8 +43,8 @@ def timed_preprocess(raw: Path, out: Path, cfg: PreprocessConfig, settings: eng.
 
 def cpu_detector_ms(repeats: int = 3) -> dict[str, float]:
     """Milliseconds per frame of the CPU face detectors on the first frame of a vendored GRID clip."""
-    from pipeline.faces import make_detector
-    from pipeline.media import decode_frame, probe
+    from pipeline.data.faces import make_detector
+    from pipeline.data.media import decode_frame, probe
 
     clips = sorted((Path(__file__).resolve().parents[1] / "tests/fixtures/grid").glob("*.mpg"))
     if not clips:

@@ -4,9 +4,9 @@
     python bench/bench_loader.py --shards /tmp/demo1/data/shards --features /tmp/demo1/data/features
     python bench/bench_loader.py --paper --paper-batch 2                    # also the paper-width step (slow on CPU)
 
-Loading: one epoch of the train split through ``pipeline.datasets.SplitDataset`` + ``make_loader`` exactly as the
+Loading: one epoch of the train split through ``pipeline.data.datasets.SplitDataset`` + ``make_loader`` exactly as the
 training stages build them (encoder: spec+meta+feature; decoder: face+feature; shuffled, batch_size from params,
-``num_workers`` from ``--workers``, as ``pipeline.loop.fit`` builds it). Consumption: the stages' training step on random inputs of
+``num_workers`` from ``--workers``, as ``pipeline.training.loop.fit`` builds it). Consumption: the stages' training step on random inputs of
 the same shapes (encoder: SE forward with the tri-item loss through the frozen decoder fc1 and VGG classify,
 backward, Adam step; decoder: FD forward, DecoderLoss through the frozen VGG features, backward, Adam step),
 with the model sizes from params.yaml (and, with ``--paper``, the paper's widths on 224 px faces / 4096-d
@@ -29,13 +29,19 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+# each model module registers its architecture when imported (models.build_model builds them by name)
+import models.decoder  # noqa: E402,F401
+import models.encoder  # noqa: E402,F401
+import models.gender  # noqa: E402,F401
+import models.probe  # noqa: E402,F401
+import models.vggface  # noqa: E402,F401
 from models import build_model  # noqa: E402
 from models.losses import DecoderLoss, tri_item_loss  # noqa: E402
-from pipeline.datasets import SplitDataset, make_loader  # noqa: E402
-from pipeline.device import setup_torch  # noqa: E402
-from pipeline.feature_files import feature_dim, read_features_meta  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
-from pipeline.loop import make_optimizer  # noqa: E402
+from pipeline.common.device import setup_torch  # noqa: E402
+from pipeline.common.params import load_params  # noqa: E402
+from pipeline.data.datasets import SplitDataset, make_loader  # noqa: E402
+from pipeline.data.feature_files import feature_dim, read_features_meta  # noqa: E402
+from pipeline.training.loop import make_optimizer  # noqa: E402
 
 BUDGET = 10.0  # docs/design.md, Budgets: read + decode >= 10x the training step's consumption
 SPEC_SHAPE = (2, 257, 598)

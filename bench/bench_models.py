@@ -19,8 +19,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# each model module registers its architecture when imported (models.build_model builds them by name)
+import models.decoder  # noqa: E402,F401
+import models.encoder  # noqa: E402,F401
+import models.gender  # noqa: E402,F401
+import models.probe  # noqa: E402,F401
+import models.vggface  # noqa: E402,F401
 from models import build_model  # noqa: E402
-from pipeline.device import setup_torch  # noqa: E402
+from pipeline.common.device import setup_torch  # noqa: E402
 
 MODELS = ("vggface", "face_decoder", "speech_encoder", "voice_gender")
 

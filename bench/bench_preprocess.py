@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.preprocess import STEPS, PreprocessConfig, run_preprocess  # noqa: E402
-from pipeline.recipes.grid import FACE_X, FACE_Y  # noqa: E402
+from pipeline.data.preprocess import STEPS, PreprocessConfig, run_preprocess  # noqa: E402
+from pipeline.data.recipes.grid import FACE_X, FACE_Y  # noqa: E402
 from pipeline.testing.media import make_clip  # noqa: E402
 from pipeline.testing.shards import write_raw_shard  # noqa: E402
 

@@ -27,7 +27,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from models import register
 from models._scale import scaled
+
+#: this architecture's name in checkpoints and in ``models.build_model``
+ARCH = "face_decoder"
 from models.cbam import CBAM
 
 # (out_channels, stride) per transposed convolution; "cbam" marks where a CBAM closes a stage.
@@ -40,6 +44,7 @@ _LAYERS: tuple[tuple[int, int] | str, ...] = (
 )
 
 
+@register(ARCH)
 class FaceDecoder(nn.Module):
     """Map a face feature ``(B, feature_dim)`` to an RGB image in [0, 1] ``(B, 3, image_size, image_size)``."""
 

@@ -22,7 +22,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from models import register
 from models._scale import scaled
+
+#: this architecture's name in checkpoints and in ``models.build_model``
+ARCH = "speech_encoder"
 from models.cbam import CBAM
 
 FUSIONS = ("none", "sum", "fc")
@@ -33,6 +37,7 @@ def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: in
                          nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
 
 
+@register(ARCH)
 class SpeechEncoder(nn.Module):
     """Spectrogram -> final speech feature ``(B, feature_dim)``, optionally fused with a face prior."""
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from models import register
 from models._scale import scaled
+
+#: this architecture's name in checkpoints and in ``models.build_model``
+ARCH = "voice_gender"
 
 GENDER_CLASSES = ("M", "F")
 
@@ -21,6 +25,7 @@ def _conv(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Sequential:
                          nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
 
 
+@register(ARCH)
 class VoiceGenderClassifier(nn.Module):
     """Spectrogram -> gender logits ``(B, num_classes)``; class 0 = M, class 1 = F."""
 

@@ -13,9 +13,14 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
+from models import register
 from models._scale import scaled
 
+#: this architecture's name in checkpoints and in ``models.build_model``
+ARCH = "attribute_probe"
 
+
+@register(ARCH)
 class AttributeProbe(nn.Module):
     """Face image -> logits per attribute."""
 

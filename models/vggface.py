@@ -29,7 +29,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from models import register
 from models._scale import scaled
+
+#: this architecture's name in checkpoints and in ``models.build_model``
+ARCH = "vggface"
 
 VGGFACE_MEAN = (129.186, 104.762, 93.594)  # RGB, 0-255 scale
 _BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
@@ -40,6 +44,7 @@ class VGGFaceWeightsError(RuntimeError):
     """VGG-Face weights are missing, fail their checksum, or do not fit the model."""
 
 
+@register(ARCH)
 class VGGFace(nn.Module):
     """VGG-16 face classifier returning the fc7 face feature and fc8 identity logits."""
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.checkpoints import save_checkpoint
-from pipeline.device import resolve_device
-from pipeline.io import write_json
-from pipeline.params import load_section, require
-from pipeline.probe import ARCH, train_probe
-from pipeline.stage import elapsed, stage_main
+from pipeline.common.device import resolve_device
+from pipeline.common.io import write_json
+from pipeline.common.params import load_section, require
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.faces.probe import ARCH, train_probe
+from pipeline.training.checkpoints import save_checkpoint
 
 KEYS = ("width", "epochs", "batch_size", "lr", "val_fraction", "seed", "device")
 

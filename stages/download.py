@@ -7,13 +7,13 @@ from __future__ import annotations
 import signal
 import sys
 
-from pipeline.download import DownloadSettings, run_download
-from pipeline.download.errors import DownloadBlocked
-from pipeline.download.runner import summary_line
-from pipeline.engine import load_engine, shutdown
-from pipeline.media import require_ffmpeg
-from pipeline.params import load_section
-from pipeline.stage import StageExit, stage_main
+from pipeline.common.params import load_section
+from pipeline.common.stage import StageExit, stage_main
+from pipeline.data.download import DownloadSettings, run_download
+from pipeline.data.download.errors import DownloadBlocked
+from pipeline.data.download.runner import summary_line
+from pipeline.data.engine import load_engine, shutdown
+from pipeline.data.media import require_ffmpeg
 
 #: the exit code of a run stopped by YouTube's bot check or rate limit: retry later, the input is fine
 BLOCKED_EXIT = 3

@@ -4,10 +4,10 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.evaluate import evaluate_variant, summary_line
-from pipeline.params import load_section
-from pipeline.stage import elapsed, stage_main
-from pipeline.variants import VARIANTS
+from pipeline.arspm.variants import VARIANTS
+from pipeline.common.params import load_section
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.evaluation.evaluate import evaluate_variant, summary_line
 
 
 def add_arguments(parser) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.evaluate_decoder import evaluate_decoder, summary_line
-from pipeline.params import load_section, require
-from pipeline.stage import elapsed, stage_main
+from pipeline.common.params import load_section, require
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.evaluation.evaluate_decoder import evaluate_decoder, summary_line
 
 KEYS = ("max_samples", "batch_size", "recall_k", "figure_columns", "device")
 

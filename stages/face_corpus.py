@@ -7,10 +7,10 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.params import load_section
-from pipeline.sample.corpus import CorpusConfig, generate_face_corpus
-from pipeline.sample.face import drawing_workers
-from pipeline.stage import elapsed, stage_main
+from pipeline.common.params import load_section
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.data.sample.corpus import CorpusConfig, generate_face_corpus
+from pipeline.data.sample.face import drawing_workers
 
 
 def add_arguments(parser) -> None:

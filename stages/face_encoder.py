@@ -8,10 +8,10 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.distributed import relaunch_stage
-from pipeline.face_encoder import build_face_encoder, summary_line
-from pipeline.params import load_section
-from pipeline.stage import elapsed, stage_main
+from pipeline.common.params import load_section
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.faces.face_encoder import build_face_encoder, summary_line
+from pipeline.training.distributed import relaunch_stage
 
 
 def add_arguments(parser) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.engine import load_engine, shutdown
-from pipeline.features import extract_features, summary_line
-from pipeline.params import load_section, require
-from pipeline.stage import stage_main
+from pipeline.common.params import load_section, require
+from pipeline.common.stage import stage_main
+from pipeline.data.engine import load_engine, shutdown
+from pipeline.faces.features import extract_features, summary_line
 
 
 def add_arguments(parser) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.distributed import relaunch_stage
-from pipeline.gender import run_gender, summary_line
-from pipeline.io import write_json
-from pipeline.params import load_section
-from pipeline.stage import elapsed, stage_main
+from pipeline.arspm.gender import run_gender, summary_line
+from pipeline.common.io import write_json
+from pipeline.common.params import load_section
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.training.distributed import relaunch_stage
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--shards", required=True, help="shards directory (stage preprocess)")

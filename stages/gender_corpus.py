@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.gender_corpus import build_gender_corpus_manifest
-from pipeline.manifest import ManifestConfig, summary_line, write_manifest
-from pipeline.params import load_section
-from pipeline.stage import elapsed, stage_main
+from pipeline.common.params import load_section
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.data.gender_corpus import build_gender_corpus_manifest
+from pipeline.data.manifest import ManifestConfig, summary_line, write_manifest
 
 
 def add_arguments(parser) -> None:

@@ -9,9 +9,9 @@ import sys
 import time
 from collections import Counter
 
-from pipeline.manifest import ManifestConfig, build_manifest, read_labels, summary_line, write_manifest
-from pipeline.params import load_section
-from pipeline.stage import elapsed, stage_main
+from pipeline.common.params import load_section
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.data.manifest import ManifestConfig, build_manifest, read_labels, summary_line, write_manifest
 
 
 def add_arguments(parser) -> None:

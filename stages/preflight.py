@@ -1,4 +1,4 @@
-"""DVC stage ``preflight``: refuse in seconds a configuration that would stop hours in (see pipeline.preflight).
+"""DVC stage ``preflight``: refuse in seconds a configuration that would stop hours in (see pipeline.data.preflight).
 
     python -m stages.preflight --out data/preflight.json
 """
@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.io import atomic_write_bytes
-from pipeline.params import load_section, require
-from pipeline.preflight import check_gender_labels
-from pipeline.stage import stage_main
+from pipeline.common.io import atomic_write_bytes
+from pipeline.common.params import load_section, require
+from pipeline.common.stage import stage_main
+from pipeline.data.preflight import check_gender_labels
 
 
 def add_arguments(parser) -> None:

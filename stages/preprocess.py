@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.engine import load_engine, shutdown
-from pipeline.io import write_json
-from pipeline.media import require_ffmpeg
-from pipeline.params import load_section
-from pipeline.preprocess import PreprocessConfig, run_preprocess, summary_line
-from pipeline.stage import stage_main
+from pipeline.common.io import write_json
+from pipeline.common.params import load_section
+from pipeline.common.stage import stage_main
+from pipeline.data.engine import load_engine, shutdown
+from pipeline.data.media import require_ffmpeg
+from pipeline.data.preprocess import PreprocessConfig, run_preprocess, summary_line
 
 
 def add_arguments(parser) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.gender import known_genders
-from pipeline.io import write_json
-from pipeline.params import load_section
-from pipeline.priors import capped_messages, run_priors, summary_line
-from pipeline.stage import stage_main
-
+from pipeline.arspm.gender_predictions import known_genders
+from pipeline.arspm.priors import capped_messages, run_priors, summary_line
+from pipeline.common.io import write_json
+from pipeline.common.params import load_section
+from pipeline.common.stage import stage_main
 
 INPUTS = {"features": "features directory (stage features)",
           "gender": "gender directory with predictions.parquet",

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.params import load_section
-from pipeline.report import write_report
-from pipeline.stage import stage_main
+from pipeline.common.params import load_section
+from pipeline.common.stage import stage_main
+from pipeline.evaluation.report import write_report
 
 
 def add_arguments(parser) -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.media import require_ffmpeg
-from pipeline.params import load_section
-from pipeline.sample.face import drawing_workers
-from pipeline.sample.generate import SampleConfig, generate_sample
-from pipeline.stage import elapsed, stage_main
+from pipeline.common.params import load_section
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.data.media import require_ffmpeg
+from pipeline.data.sample.face import drawing_workers
+from pipeline.data.sample.generate import SampleConfig, generate_sample
 
 
 def add_arguments(parser) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import sys
 import time
 
-from pipeline.distributed import relaunch_stage
-from pipeline.params import load_section
-from pipeline.stage import elapsed, stage_main
-from pipeline.train_decoder import train_decoder
+from pipeline.arspm.train_decoder import train_decoder
+from pipeline.common.params import load_section
+from pipeline.common.stage import elapsed, stage_main
+from pipeline.training.distributed import relaunch_stage
 
 
 def add_arguments(parser) -> None:

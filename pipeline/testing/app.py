@@ -15,9 +15,9 @@ GENDER = {"width": 0.0625, "epochs": 2, "batch_size": 4, "lr": 0.003, "beta1": 0
 
 def make_app_workspace(root: str | Path) -> Path:
     """Build ``root/data`` (see the module docstring) and return it; the face images are ``IMAGE_SIZE`` px."""
-    from pipeline.gender import run_gender
-    from pipeline.train_decoder import train_decoder
-    from pipeline.train_encoder import train_encoder
+    from pipeline.arspm.gender import run_gender
+    from pipeline.arspm.train_decoder import train_decoder
+    from pipeline.arspm.train_encoder import train_encoder
 
     data = Path(root) / "data"
     p = make_training_inputs(data)

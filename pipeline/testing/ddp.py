@@ -1,4 +1,4 @@
-"""A tiny data-parallel training run through ``pipeline.loop.fit``, for tests under torchrun.
+"""A tiny data-parallel training run through ``pipeline.training.loop.fit``, for tests under torchrun.
 
     python -m pipeline.testing.ddp --root DIR --out w.pt --batch-size 4                 # one process
     python -m torch.distributed.run --standalone --nproc_per_node 2 -m pipeline.testing.ddp ... --batch-size 2
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from pipeline.datasets import SplitDataset
-from pipeline.distributed import current
-from pipeline.loop import fit
+from pipeline.data.datasets import SplitDataset
+from pipeline.training.distributed import current
+from pipeline.training.loop import fit
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.features import write_feature_shard, write_features_meta
-from pipeline.gender import write_predictions
-from pipeline.priors import GROUPS, save_priors
-from pipeline.shards import iter_samples, list_shards
+from pipeline.arspm.gender_predictions import write_predictions
+from pipeline.arspm.priors import GROUPS, save_priors
+from pipeline.data.shards import iter_samples, list_shards
+from pipeline.faces.features import write_feature_shard, write_features_meta
 
 SPLITS = ("train", "test")
 

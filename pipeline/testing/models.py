@@ -7,6 +7,10 @@ from typing import Any
 
 import torch
 
+import models.decoder  # noqa: F401  (each model module registers its architecture: TINY_CONFIGS builds them all)
+import models.encoder  # noqa: F401
+import models.gender  # noqa: F401
+import models.probe  # noqa: F401
 from models.vggface import VGGFace, file_sha256
 
 # Key names of the converted Oxford model vgg_face_dag.pth (Albanie's vgg_face_dag.py), in file order.

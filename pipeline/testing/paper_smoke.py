@@ -1,10 +1,10 @@
 """The paper configuration, end to end through ``dvc repro``, on the 11 real GRID clips.
 
 ``make_paper_smoke_project(dst)`` copies the project, applies ``configs/paper.yaml`` exactly as
-``dvc exp run $(python -m pipeline.overlay configs/paper.yaml)`` would, then only what a smoke run must change
+``dvc exp run $(python -m pipeline.ops.overlay configs/paper.yaml)`` would, then only what a smoke run must change
 (``SMOKE_OVERRIDES``): the GRID clips instead of AVSpeech, one epoch per training stage, a small embedded sample and
 face corpus (unused by the paper's models but still stages of the DAG), a gender corpus (the same clips laid out
-as VoxCeleb and listed by ``pipeline.recipes.voxceleb``, as a user with a local VoxCeleb copy would), the dlib
+as VoxCeleb and listed by ``pipeline.data.recipes.voxceleb``, as a user with a local VoxCeleb copy would), the dlib
 detector (face-alignment's S3FD
 weights download at run time), and a generated full-size ``vgg_face_dag.pth`` pinned by its SHA-256 in place of
 the Oxford weights. Model sizes, 224 px, MS-SSIM window 11, alpha 0.84, the cosine weight, lambdas, n and every
@@ -50,7 +50,7 @@ SMOKE_OVERRIDES: dict[str, Any] = {
 
 
 def paper_overrides(repo: Path = REPO_ROOT) -> dict[str, Any]:
-    """``configs/paper.yaml`` as a nested mapping (what ``pipeline.overlay`` turns into ``-S`` arguments)."""
+    """``configs/paper.yaml`` as a nested mapping (what ``pipeline.ops.overlay`` turns into ``-S`` arguments)."""
     with (repo / "configs" / "paper.yaml").open(encoding="utf-8") as fh:
         return yaml.safe_load(fh) or {}
 
@@ -69,8 +69,8 @@ def write_full_size_vggface(path: Path, seed: int = 0) -> str:
 
 def make_paper_smoke_project(dst: str | Path) -> Path:
     """A committed project copy in ``dst`` set up for the paper smoke run (see the module docstring)."""
-    from pipeline.recipes.grid import prepare_grid
-    from pipeline.recipes.voxceleb import prepare_voxceleb
+    from pipeline.data.recipes.grid import prepare_grid
+    from pipeline.data.recipes.voxceleb import prepare_voxceleb
     from pipeline.testing.voxceleb import make_voxceleb_layout
 
     dst = copy_project(dst, commit=False)

@@ -94,7 +94,7 @@ def loopback_cluster(num_cpus: int = 2, timeout: float = 60.0) -> Iterator[tuple
 def square_or_fail(unit: int) -> int:
     """A unit function for engine tests (module-level, so Ray workers can import it): ``unit**2``, or an
     EngineError for a negative unit."""
-    from pipeline.engine import EngineError
+    from pipeline.data.engine import EngineError
 
     if unit < 0:
         raise EngineError(f"unit {unit} is negative")

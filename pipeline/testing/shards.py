@@ -11,8 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.shards import (AUDIO_SAMPLES, SPEC_SHAPE, ShardWriter, encode_sample, shard_name,
-                             write_shard_stats, write_status_table)
+from pipeline.data.shards import (
+    AUDIO_SAMPLES,
+    SPEC_SHAPE,
+    ShardWriter,
+    encode_sample,
+    shard_name,
+    write_shard_stats,
+    write_status_table,
+)
 
 
 def dummy_sample(index: int, split: str = "train", image_size: int = 64, n_speakers: int = 4,
@@ -77,9 +84,8 @@ def write_raw_shard(raw_dir: str | Path, split: str, index: int,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.download.writer import ATTEMPT_SCHEMA
-    from pipeline.io import atomic_path, write_json
-    from pipeline.io import deterministic_tarinfo
+    from pipeline.common.io import atomic_path, deterministic_tarinfo, write_json
+    from pipeline.data.download.writer import ATTEMPT_SCHEMA
 
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)

@@ -30,8 +30,10 @@ TINY_EVALUATE: dict[str, Any] = {"batch_size": 8, "recall_k": [1, 2], "grid_rows
 
 def make_training_inputs(root: str | Path, dim: int = DIM, n_train: int = 8, n_test: int = 6) -> dict[str, Path]:
     """Write every input of train_decoder/train_encoder/evaluate under ``root``; return their paths."""
+    import models.probe  # noqa: F401  (registers the architectures built below)
+    import models.vggface  # noqa: F401
     from models import build_model
-    from pipeline.checkpoints import save_checkpoint
+    from pipeline.training.checkpoints import save_checkpoint
 
     root = Path(root)
     shards = root / "shards"
@@ -44,7 +46,7 @@ def make_training_inputs(root: str | Path, dim: int = DIM, n_train: int = 8, n_t
     config = {"width": 0.0625, "image_size": IMAGE_SIZE, "fc_dim": dim, "num_classes": 4}
     face_encoder = root / "models" / "face_encoder.pt"
     save_checkpoint(face_encoder, build_model("vggface", config), "vggface", config)
-    from pipeline.sample.corpus import ATTRIBUTES
+    from pipeline.data.attributes import ATTRIBUTES
 
     probe_config = {"heads": {name: len(c) for name, c in ATTRIBUTES.items()}, "width": 0.125}
     probe = root / "models" / "attribute_probe.pt"

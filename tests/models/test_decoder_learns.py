@@ -8,9 +8,10 @@ import numpy as np
 import torch
 import yaml
 
-from models import DecoderLoss, FaceDecoder
-from pipeline.sample.corpus import CorpusConfig, render_image
-from pipeline.sample.identity import make_speaker
+from models.decoder import FaceDecoder
+from models.losses import DecoderLoss
+from pipeline.data.sample.corpus import CorpusConfig, render_image
+from pipeline.data.sample.identity import make_speaker
 from pipeline.testing.project import REPO_ROOT
 
 N_FACES = 40
@@ -47,7 +48,7 @@ def test_decoder_with_demo_settings_reconstructs_faces_better_than_their_mean() 
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    from pipeline.loop import recalibrate_batchnorm
+    from pipeline.training.loop import recalibrate_batchnorm
 
     recalibrate_batchnorm(decoder, [features[i:i + batch] for i in range(0, N_FACES, batch)], decoder)
     with torch.no_grad():

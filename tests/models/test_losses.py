@@ -6,8 +6,10 @@ import math
 import pytest
 import torch
 
-from models import DecoderLoss, FaceDecoder, SpeechEncoder, VGGFace, tri_item_loss
-from models.losses import gaussian_window
+from models.decoder import FaceDecoder
+from models.encoder import SpeechEncoder
+from models.losses import DecoderLoss, gaussian_window, tri_item_loss
+from models.vggface import VGGFace
 
 
 def test_decoder_loss_identical_images_is_zero():

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from models import DecoderLoss, FaceDecoder, SpeechEncoder, VGGFace, tri_item_loss
+from models.decoder import FaceDecoder
+from models.encoder import SpeechEncoder
+from models.losses import DecoderLoss, tri_item_loss
+from models.vggface import VGGFace
 
 
 def _adam(module: torch.nn.Module, lr: float = 1e-2) -> torch.optim.Optimizer:

@@ -4,8 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import (CBAM, FaceDecoder, ModelConfigError, SpeechEncoder, VGGFace, VoiceGenderClassifier,
-                    build_model)
+from models import ModelConfigError, build_model
+from models.cbam import CBAM
+from models.decoder import FaceDecoder
+from models.encoder import SpeechEncoder
+from models.gender import VoiceGenderClassifier
+from models.vggface import VGGFace
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -6,8 +6,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from models import VGGFace, VGGFaceWeightsError, load_vggface_weights
-from models.vggface import file_sha256
+from models.vggface import VGGFace, VGGFaceWeightsError, file_sha256, load_vggface_weights
 from pipeline.testing.models import TINY_CONFIGS, VGG_FACE_DAG_KEYS, write_converted_vggface
 
 

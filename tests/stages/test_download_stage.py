@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.download.runner import CRASH_ENV
-from pipeline.download.writer import read_attempts
-from pipeline.io import read_json
+from pipeline.common.io import read_json
+from pipeline.data.download.runner import CRASH_ENV
+from pipeline.data.download.writer import read_attempts
 from pipeline.testing.download import manifest_row, write_manifest, write_params
 from pipeline.testing.media import make_clip
 

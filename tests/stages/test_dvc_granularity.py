@@ -7,14 +7,13 @@ with the exact expected sets.
 """
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from pipeline.params import load_params
+from pipeline.common.params import load_params
 from pipeline.testing.project import (
     changed_stages,
     clone_workspace,
@@ -116,78 +115,8 @@ def test_stage_params_are_leaf_keys_of_its_own_section(repo_root: Path) -> None:
             assert not isinstance(params[section][key], dict), f"{name}: {entry} is a section, not a leaf"
 
 
-def test_code_deps_exist_and_include_the_entry_point(repo_root: Path) -> None:
-    for name, body in _stage_bodies(_dvc_yaml(repo_root)).items():
-        deps = body.get("deps") or []
-        assert f"stages/{name}.py" in deps, f"{name} does not depend on its own entry point"
-        for dep in deps:
-            if dep.startswith(("stages/", "pipeline/", "models/")):
-                assert (repo_root / dep).exists(), f"{name}: dependency {dep} does not exist"
-
-
-PROJECT_PACKAGES = ("pipeline", "models", "stages")
-
-
-def _module_file(module: str, repo_root: Path) -> Path | None:
-    parts = module.split(".")
-    as_file = repo_root.joinpath(*parts).with_suffix(".py")
-    if as_file.is_file():
-        return as_file
-    as_package = repo_root.joinpath(*parts) / "__init__.py"
-    return as_package if as_package.is_file() else None
-
-
-def _imported_files(path: Path, repo_root: Path) -> set[Path]:
-    """Project files whose code runs when ``path`` runs: every import in it, function-level ones included, and the
-    ``__init__.py`` of every package on the way (``from pipeline.x import y`` runs pipeline/__init__.py too)."""
-    package = path.relative_to(repo_root).parent.parts
-    modules = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom):
-            base = list(package[: len(package) - node.level + 1]) if node.level else []
-            module = ".".join(base + ([node.module] if node.module else []))
-            modules |= {module} | {f"{module}.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.Import):
-            modules |= {alias.name for alias in node.names}
-    files = set()
-    for module in modules:
-        parts = module.split(".")
-        if parts[0] not in PROJECT_PACKAGES:
-            continue
-        for depth in range(1, len(parts) + 1):
-            found = _module_file(".".join(parts[:depth]), repo_root)
-            if found is not None:
-                files.add(found)
-    return files
-
-
-def import_closure(entry: Path, repo_root: Path) -> set[str]:
-    """Every project file ``entry`` runs, following imports transitively (relative to the repo)."""
-    seen: set[Path] = set()
-    todo = [entry]
-    while todo:
-        path = todo.pop()
-        if path not in seen:
-            seen.add(path)
-            todo.extend(_imported_files(path, repo_root) - seen)
-    return {str(p.relative_to(repo_root)) for p in seen}
-
-
-def test_every_file_of_code_a_stage_runs_is_a_dep(repo_root: Path) -> None:
-    """An edit to any code a stage runs must rerun it: its whole import closure is in its deps (a directory dep
-    covers the files under it). Otherwise its cached results silently go stale."""
-    for name, body in _stage_bodies(_dvc_yaml(repo_root)).items():
-        deps = body.get("deps") or []
-        closure = import_closure(repo_root / "stages" / f"{name}.py", repo_root)
-        missing = sorted(f for f in closure if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
-        assert not missing, f"stage {name} runs {', '.join(missing)} but dvc.yaml does not list them in its deps"
-
-
-def test_import_closure_follows_function_level_and_package_imports(repo_root: Path) -> None:
-    closure = import_closure(repo_root / "stages" / "gender.py", repo_root)
-    assert "pipeline/loop.py" in closure  # imported inside train_classifier (fit)
-    assert "models/cbam.py" in closure and "models/__init__.py" in closure  # via the models registry
-    assert "pipeline/__init__.py" in closure
+# The code deps (every file a stage runs, and only those) are generated and checked by pipeline.ops.deps:
+# tests/pipeline/ops/test_deps.py.
 
 
 # ----------------------------------------------------------------------------------------------- dynamic
@@ -213,6 +142,30 @@ def test_unchanged_project_is_up_to_date(project: Path) -> None:
     assert changed_stages(project) == set()
     proc = run_dvc(project, "repro", check=True)
     assert ran_stages(proc.stdout) == set()
+
+
+@pytest.mark.slow
+def test_editing_the_renderer_reruns_only_the_stages_that_draw(project: Path) -> None:
+    """A comment edit in the face renderer reruns sample and face_corpus; their outputs are byte-identical, so
+    nothing after them runs (before the layers, this retrained the face encoder and reran every evaluation)."""
+    renderer = project / "pipeline" / "data" / "sample" / "face.py"
+    renderer.write_text(renderer.read_text() + "\n# a comment: the drawing is unchanged\n")
+    assert changed_stages(project) == {"sample", "face_corpus"}
+    proc = run_dvc(project, "repro", check=True)
+    assert ran_stages(proc.stdout) == {"sample", "face_corpus"}
+    assert changed_stages(project) == set()
+
+
+@pytest.mark.slow
+def test_a_new_family_file_reruns_no_stage(project: Path) -> None:
+    """Code under pipeline/families/ is no dependency of any AR-SPM stage (the layer contract keeps it so)."""
+    family = project / "pipeline" / "families" / "sf2f"
+    family.mkdir()
+    (family / "__init__.py").write_text('"""SF2F, to come."""\n')
+    (family / "layers.py").write_text("WIDTH = 64\n")
+    families_init = project / "pipeline" / "families" / "__init__.py"
+    families_init.write_text(families_init.read_text() + "# edited\n")
+    assert changed_stages(project) == set()
 
 
 KNOBS = {

@@ -13,14 +13,14 @@ import torch
 import yaml
 
 from models.vggface import VGGFace
-from pipeline.checkpoints import read_header
-from pipeline.datasets import load_features
-from pipeline.io import read_json
-from pipeline.priors import load_prior, load_priors
+from pipeline.arspm.priors import load_prior, load_priors
+from pipeline.common.io import read_json
+from pipeline.data.datasets import load_features
+from pipeline.data.sample.corpus import CorpusConfig, generate_face_corpus
+from pipeline.data.shards import ShardWriter, encode_sample, write_shard_stats
 from pipeline.testing.http import RangeHTTPServer
-from pipeline.shards import ShardWriter, encode_sample, write_shard_stats
 from pipeline.testing.shards import dummy_sample, write_dummy_shards
-from pipeline.sample.corpus import CorpusConfig, generate_face_corpus
+from pipeline.training.checkpoints import read_header
 from stages import face_encoder, features, gender
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

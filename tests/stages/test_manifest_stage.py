@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.sample.generate import SampleConfig, generate_sample
+from pipeline.data.sample.generate import SampleConfig, generate_sample
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = "manifest:\n  csv: unused\n  labels: unused\n  seed: 0\n  test_fraction: 0.3\n  limit: 0\n"

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from models.vggface import file_sha256
-from pipeline.checkpoints import read_header
 from pipeline.testing.paper_smoke import WEIGHTS, make_paper_smoke_project
 from pipeline.testing.project import commit_all, ran_stages, read_params, run_dvc, write_params
+from pipeline.training.checkpoints import read_header
 
 PAPER_VARIANTS = ("non_prior", "neutral", "neutral_fc", "gender", "gender_fc", "male", "female")
 

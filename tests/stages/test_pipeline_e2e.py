@@ -29,9 +29,9 @@ def project(tmp_path_factory):
 
 
 def test_every_output_exists_with_the_right_shapes(project):
-    from pipeline.checkpoints import read_header
-    from pipeline.feature_files import feature_dim
-    from pipeline.shards import iter_samples, list_shards
+    from pipeline.data.feature_files import feature_dim
+    from pipeline.data.shards import iter_samples, list_shards
+    from pipeline.training.checkpoints import read_header
 
     for split in ("train", "test"):
         shards = list_shards(project / "data/shards", split)
@@ -87,7 +87,7 @@ def test_every_output_exists_with_the_right_shapes(project):
                                                                      fields=["meta"])}
     assert leak["train_faces"] == len(train_speakers) < dec["train"]["n"] and leak["test_speakers"] > 0
     assert "Identity leakage" in table
-    summary = subprocess.run([sys.executable, "-m", "pipeline.summary"], cwd=project, env=tool_env(),
+    summary = subprocess.run([sys.executable, "-m", "pipeline.ops.summary"], cwd=project, env=tool_env(),
                              capture_output=True, text=True)
     assert summary.returncode == 0 and "recall@" in summary.stdout
 

@@ -5,8 +5,8 @@ import os
 import subprocess
 import sys
 
-from pipeline.io import read_json
-from pipeline.shards import list_shards
+from pipeline.common.io import read_json
+from pipeline.data.shards import list_shards
 from pipeline.testing.media import make_clip, make_corrupt_file
 from pipeline.testing.shards import write_raw_shard
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.remote import RemoteError, check_remote
+from pipeline.ops.remote import RemoteError, check_remote
 from pipeline.testing.project import (
     changed_stages,
     clone_workspace,
@@ -122,7 +122,7 @@ def test_missing_or_unreachable_remote_is_reported(tiny_run: Path, tmp_path: Pat
     with pytest.raises(RemoteError, match="does not exist or is not reachable"):
         check_remote(project)
     cli = subprocess.run(
-        [sys.executable, "-m", "pipeline.remote", "--project", str(project)],
+        [sys.executable, "-m", "pipeline.ops.remote", "--project", str(project)],
         cwd=REPO, capture_output=True, text=True,
     )
     assert cli.returncode == 1 and cli.stderr.startswith("error: DVC remote 'shared'") and cli.stderr.count("\n") == 1
