@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -346,8 +347,23 @@ def load_priors(path: str | Path) -> dict[str, np.ndarray]:
         path = path / "priors.npz"
     if not path.is_file():
         raise PriorsError(f"priors file {path} not found (run the priors stage first)")
-    with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+    with open(path, "rb") as fh:  # a text file, a pickle, a .npy: one sentence naming the file, not a traceback
+        magic = fh.read(6)
+    if not magic.startswith(b"PK"):
+        what = ("it is empty" if not magic else "it is a single .npy array" if magic == b"\x93NUMPY"
+                else "it is not a zip archive")
+        raise PriorsError(f"priors file {path} is not an .npz archive of arrays ({what})")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            members = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated or corrupt
+        detail = " ".join(str(exc).split()).split(". ")[0].rstrip(".") or type(exc).__name__
+        raise PriorsError(f"priors file {path} is truncated or corrupt ({detail})") from None
+    foreign = [name for name, value in members.items() if not isinstance(value, np.ndarray)]
+    if foreign:
+        raise PriorsError(f"priors file {path} is a zip archive but not of arrays (member {foreign[0]!r} is not a "
+                          f".npy array)")
+    return members
 
 
 def load_prior(path: str | Path, group: str, expected_dim: int | None = None) -> np.ndarray:

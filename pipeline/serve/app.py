@@ -10,17 +10,31 @@ Everything runs through ``pipeline.serve.predict`` (the CLI's code: audio decodi
 checkpoint loading, prior choice); a test clip uses its stored spectrogram from the shards, exactly what
 ``evaluate`` reads. The page reads ``data/models``, ``data/priors``, ``data/gender``, ``data/features`` and
 ``data/shards``; where one is missing it says which ``dvc repro`` target makes it. Bad input (a file that is not
-audio, empty audio, a checkpoint that does not match) gives one line on the page, and the server keeps serving.
+audio, empty audio, a checkpoint that does not match, a non-finite prior or feature, an upload over
+``--max-upload-mb``) gives one line on the page, the same sentence as ``predict``, and the server keeps serving.
+
+Files: each answer's images are written to a directory of their own (gradio copies them into its cache under
+content-hash names, atomically), and only the last :data:`KEEP_ANSWERS` such directories are kept; an upload is
+deleted once it is answered (after ``--upload-grace-s``, so that the same file uploaded by another request at the
+same time is still there for it), and gradio's cache is swept of files older than an hour.
 """
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
+import math
+import os
+import shutil
+import signal
 import sys
+import tempfile
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -30,6 +44,16 @@ DEFAULT_PORT = 7860
 DEFAULT_VARIANT = "neutral_fc"
 #: show the generated face (the model's size, 64 px in the demo) large, its pixels sharp
 PAGE_CSS = "#face img { width: 256px; height: 256px; object-fit: contain; image-rendering: pixelated; }"
+#: the largest upload the page takes by default (``--max-upload-mb``)
+DEFAULT_MAX_UPLOAD_MB = 20.0
+#: seconds an answered upload stays on the server before it is deleted (``--upload-grace-s``)
+DEFAULT_UPLOAD_GRACE_S = 30.0
+#: answers whose image files are kept (gradio copies them into its cache right after the answer)
+KEEP_ANSWERS = 32
+#: gradio's own cache (its copies of the answers, stray uploads): every 10 min, files older than 1 h are deleted
+GRADIO_CACHE_SWEEP = (600, 3600)
+#: an empty ``tmp*`` file this old at the top of gradio's upload folder is a stray (see :meth:`Uploads.sweep_strays`)
+STRAY_AGE_S = 600.0
 
 
 class AppError(PipelineError, ValueError):
@@ -79,8 +103,12 @@ class FaceService:
 
     def missing(self, variant: str) -> list[str]:
         """``path (dvc repro target)`` for each output of the pipeline that ``variant`` needs and lacks."""
-        return [f"{path} (`dvc repro {target}`)" for path, target in _targets(self.data, variant).items()
-                if not path.exists() and target != "gender"]
+        from pipeline.training.loop import resume_path_for
+
+        return [f"{path} (`dvc repro {target}`" + (f"; {resume_path_for(path).name} beside it is an unfinished "
+                                                   f"run's resume state, not a checkpoint" if
+                                                   resume_path_for(path).exists() else "") + ")"
+                for path, target in _targets(self.data, variant).items() if not path.exists() and target != "gender"]
 
     def test_clips(self) -> list[str]:
         """Keys of the test split's samples (the dropdown), in shard order."""
@@ -92,9 +120,11 @@ class FaceService:
             return
         from pipeline.data.shards import iter_samples, list_shards
 
+        shard_of: dict[str, Path] = {}
         for shard in list_shards(self.data / "shards", "test"):
             for sample in iter_samples([shard], fields=["meta"]):
-                self._shard_of[sample["key"]] = shard
+                shard_of[sample["key"]] = shard
+        self._shard_of = shard_of  # whole, never half-built for a concurrent request
 
     def _test_features(self) -> tuple[list[str], np.ndarray]:
         if self._test is None:
@@ -108,6 +138,9 @@ class FaceService:
             if not arrays:
                 raise AppError(f"no test face features in {self.data / 'features'} (`dvc repro features`)")
             matrix = np.concatenate(arrays)
+            if not np.isfinite(matrix).all():
+                raise AppError(f"the test face features in {self.data / 'features'} are not all finite (NaN or "
+                               f"infinite values): rerun `dvc repro features`")
             self._test = keys, matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-8)
         return self._test
 
@@ -151,10 +184,13 @@ class FaceService:
 
     def answer(self, audio: str | None, test_key: str | None, variant: str) -> Answer:
         """The face, the evidence and the nearest test faces for a recording/file, else for a test clip."""
+        from pipeline.arspm.variants import VARIANTS
         from pipeline.serve.predict import speech_spectrogram
 
         if not variant:
             raise AppError("choose a variant")
+        if variant not in VARIANTS:
+            raise AppError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
         notes = []
         if audio:
             spec, fit, seconds = speech_spectrogram(audio)
@@ -202,10 +238,168 @@ def one_line(exc: BaseException) -> str:
     return text if isinstance(exc, PipelineError) else f"{type(exc).__name__}: {text}"
 
 
-def build_page(service: FaceService):
-    """The Gradio page over ``service``."""
+class AnswerFiles:
+    """Each answer's images as PNG files in a directory of its own (so that no request ever reads a file another
+    one is writing), the last ``keep`` directories kept: gradio copies them into its cache as soon as the answer
+    is returned, and serves its copies."""
+
+    def __init__(self, keep: int = KEEP_ANSWERS):
+        self.root = Path(tempfile.mkdtemp(prefix="speech2face-answers-"))  # the temp dir: gradio may copy from it
+        self.keep = max(1, int(keep))
+        self._dirs: collections.deque[Path] = collections.deque()
+        self._lock = threading.Lock()
+
+    def write(self, answer: Answer) -> tuple[str | None, list[tuple[str, str]]]:
+        """``(face PNG path or None, [(nearest face PNG path, caption)])`` of ``answer``."""
+        from PIL import Image
+
+        directory = Path(tempfile.mkdtemp(dir=self.root))
+        with self._lock:
+            self._dirs.append(directory)
+            old = [self._dirs.popleft() for _ in range(len(self._dirs) - self.keep)]
+        for path in old:
+            shutil.rmtree(path, ignore_errors=True)
+        face = None
+        if answer.face is not None:
+            face = directory / "face.png"
+            Image.fromarray(answer.face).save(face, format="PNG")
+        nearest = []
+        for i, (image, caption) in enumerate(answer.nearest):
+            path = directory / f"nearest-{i + 1}.png"
+            Image.fromarray(np.asarray(image, dtype=np.uint8)).save(path, format="PNG")
+            nearest.append((str(path), caption))
+        return (str(face) if face is not None else None), nearest
+
+    def files(self) -> list[Path]:
+        """The answer files on disk now."""
+        return sorted(p for p in self.root.rglob("*") if p.is_file())
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _identity(path: str) -> tuple[int, int, int]:
+    """Which file ``path`` is now: a new upload of the same bytes replaces it (a new inode, a new ctime)."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
+class Uploads:
+    """Deletes each upload once it is answered (``grace_s`` later, by one janitor thread), unless another request
+    is reading it or the same bytes were uploaded again since: gradio stores an upload under a hash of its
+    content, so two users sending the same file share one path, and the later one may not have asked yet. Only
+    files under gradio's upload folder are ever deleted."""
+
+    def __init__(self, grace_s: float = DEFAULT_UPLOAD_GRACE_S, stray_age_s: float = STRAY_AGE_S):
+        self.grace_s = max(0.0, float(grace_s))
+        self.stray_age_s = float(stray_age_s)
+        self._swept = -math.inf
+        self._in_use: collections.Counter[str] = collections.Counter()
+        self._due: collections.deque[tuple[float, str, tuple]] = collections.deque()  # FIFO: one grace for all
+        self._lock = threading.Condition()
+        self._janitor: threading.Thread | None = None
+
+    @staticmethod
+    def _ours(path: str) -> bool:
+        from gradio.utils import get_upload_folder
+
+        return Path(get_upload_folder()).resolve() in Path(path).resolve().parents
+
+    @contextlib.contextmanager
+    def answering(self, *paths: str | None) -> Iterator[None]:
+        """Hold ``paths`` (the request's uploads, None for none) while the request is answered; delete them after."""
+        held = []
+        for path in {p for p in paths if p}:
+            try:
+                inode = _identity(path)
+            except OSError:
+                continue
+            held.append((path, inode))
+        with self._lock:
+            self._in_use.update(path for path, _ in held)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_use.subtract(path for path, _ in held)
+                self._in_use += collections.Counter()  # drop the zeros
+            if held:
+                self.sweep_strays()
+            for path, inode in held:
+                if not self._ours(path):
+                    continue
+                if self.grace_s <= 0:
+                    self._delete(path, inode)
+                    continue
+                with self._lock:
+                    self._due.append((time.monotonic() + self.grace_s, path, inode))
+                    if self._janitor is None:
+                        self._janitor = threading.Thread(target=self._sweep, name="upload-janitor", daemon=True)
+                        self._janitor.start()
+                    self._lock.notify()
+
+    def sweep_strays(self, every_s: float = 60.0) -> list[Path]:
+        """Delete the empty ``tmp*`` files at the top of gradio's upload folder that are older than
+        ``stray_age_s`` (at most once every ``every_s``); the deleted paths.
+
+        gradio 6's ``gr.File(type="filepath")`` creates one such file on every request (a ``NamedTemporaryFile``
+        it renames in memory and never deletes, not even at shutdown). Uploads in flight are ``tmp*`` files there
+        too, but they are written to as they arrive: one still empty after ``stray_age_s`` is dead as well."""
+        from gradio.utils import get_upload_folder
+
+        now = time.monotonic()
+        with self._lock:
+            if now - self._swept < every_s:
+                return []
+            self._swept = now
+        deleted = []
+        with contextlib.suppress(OSError), os.scandir(get_upload_folder()) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if (entry.name.startswith("tmp") and entry.is_file(follow_symlinks=False)
+                            and entry.stat().st_size == 0 and time.time() - entry.stat().st_mtime > self.stray_age_s):
+                        os.unlink(entry.path)
+                        deleted.append(Path(entry.path))
+        return deleted
+
+    def _sweep(self) -> None:
+        while True:
+            with self._lock:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._lock.wait(timeout=None if not self._due else self._due[0][0] - time.monotonic())
+                _, path, inode = self._due.popleft()
+            self._delete(path, inode)
+
+    def _delete(self, path: str, inode: tuple) -> None:
+        with self._lock:
+            if self._in_use.get(path):
+                return  # another request reads it now and deletes it after its answer
+            try:
+                if _identity(path) != inode:
+                    return  # uploaded again since: that request's answer deletes it
+                os.unlink(path)
+            except OSError:
+                return
+        with contextlib.suppress(OSError):
+            os.rmdir(Path(path).parent)  # gradio's per-upload directory, when empty
+
+
+def check_upload_size(path: str | None, max_bytes: int | None) -> None:
+    """Refuse an upload over ``max_bytes`` in one sentence (gradio refuses them too, before they arrive)."""
+    if path and max_bytes is not None and os.path.isfile(path) and os.path.getsize(path) > max_bytes:
+        raise AppError(f"{Path(path).name} is {os.path.getsize(path) / 2**20:.1f} MB; the page takes files up to "
+                       f"{max_bytes / 2**20:g} MB (--max-upload-mb)")
+
+
+def build_page(service: FaceService, max_upload_mb: float | None = DEFAULT_MAX_UPLOAD_MB,
+               upload_grace_s: float = DEFAULT_UPLOAD_GRACE_S, answers: AnswerFiles | None = None):
+    """The Gradio page over ``service``: uploads up to ``max_upload_mb`` (None: no limit) are taken, and deleted
+    ``upload_grace_s`` after their answer; each answer's images come from ``answers`` (files of its own)."""
     import gradio as gr
 
+    max_bytes = None if max_upload_mb is None else int(float(max_upload_mb) * 2**20)
+    answers = answers if answers is not None else AnswerFiles()
+    uploads = Uploads(upload_grace_s)
     variants = service.variants()
     default = DEFAULT_VARIANT if DEFAULT_VARIANT in variants else (variants[0] if variants else None)
     status = ("" if default else "No trained speech encoder in data/models: run `dvc repro` (or `make demo`) "
@@ -217,21 +411,29 @@ def build_page(service: FaceService):
     def respond(recorded, uploaded, test_key, variant):
         audio = recorded or uploaded
         try:
-            answer = service.answer(audio, None if audio else test_key, variant)
+            with uploads.answering(recorded, uploaded):  # deleted after the answer, whatever it is
+                check_upload_size(audio, max_bytes)
+                answer = service.answer(audio, None if audio else test_key, variant)
+            face_path, nearest_paths = answers.write(answer)
         except Exception as exc:  # noqa: BLE001 - the page shows one line, the server keeps serving
             if not isinstance(exc, PipelineError):
                 traceback.print_exc(file=sys.stderr)
-            return None, f"**Error:** {one_line(exc)}", []
-        return answer.face, answer.message, answer.nearest
+            return None, f"**Error:** {one_line(exc)}", [], None, None
+        message = answer.message
+        if audio:
+            message += "\n\nThe recording or file is deleted from the server after this answer."
+        return face_path, message, nearest_paths, None, None
 
-    with gr.Blocks(title="speech2face", analytics_enabled=False) as page:
+    size_note = f" (up to {max_upload_mb:g} MB)" if max_upload_mb is not None else ""
+    with gr.Blocks(title="speech2face", analytics_enabled=False, delete_cache=GRADIO_CACHE_SWEEP) as page:
         gr.Markdown("# speech2face: a face from a voice\nRecord, upload an audio or video file, or pick a test "
                     "clip. Clips shorter than 6 s are repeated end to end, longer ones cut to their first 6 s.")
         gr.Markdown(status, elem_id="status")
         with gr.Row():
             with gr.Column():
                 recorded = gr.Audio(sources=["microphone"], type="filepath", label="Record")
-                uploaded = gr.File(label="Upload any audio or video file", type="filepath", elem_id="upload")
+                uploaded = gr.File(label=f"Upload any audio or video file{size_note}", type="filepath",
+                                   elem_id="upload")
                 test_key = gr.Dropdown(choices=clips, value=None, label="Or a test clip", elem_id="test-clip")
                 variant = gr.Dropdown(choices=variants, value=default, label="Variant", elem_id="variant")
                 go = gr.Button("Make a face", variant="primary", elem_id="go")
@@ -240,9 +442,28 @@ def build_page(service: FaceService):
                 message = gr.Markdown(elem_id="message")
         nearest = gr.Gallery(label=f"The {service.k} nearest real test faces (cosine similarity in face-feature "
                                    f"space)", columns=service.k, elem_id="nearest")
-        go.click(respond, [recorded, uploaded, test_key, variant], [face, message, nearest],
-                 concurrency_limit=2)
+        go.click(respond, [recorded, uploaded, test_key, variant], [face, message, nearest, recorded, uploaded],
+                 concurrency_limit=2, api_name="face")
     return page
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX)``, as ``MALLOC_ARENA_MAX`` does); whether it could.
+
+    gradio answers uploads, downloads and events on many worker threads, and glibc gives each thread that
+    allocates its own arena: under 20 requests at once the server's RSS then grows round after round (measured
+    +40 MB over 11 rounds of 20) although nothing is kept; with 2 arenas it settles (+10 MB over 12 rounds).
+    Allocation only, no numerics change."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL(name).mallopt(-8, int(arenas)))  # -8: M_ARENA_MAX in glibc's malloc.h
+    except (OSError, AttributeError):
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,21 +471,48 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.serve.app", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT})")
     parser.add_argument("--data", default="data", help="the pipeline's data directory (default: data)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--device", default="cpu", help="auto | cpu | cuda | cuda:N | mps (default: cpu)")
     parser.add_argument("--k", type=int, default=5, help="nearest test faces shown")
+    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
+                        help=f"largest upload or recording taken, in MiB (default {DEFAULT_MAX_UPLOAD_MB:g}); a larger "
+                             f"one is refused with one line")
+    parser.add_argument("--upload-grace-s", type=float, default=DEFAULT_UPLOAD_GRACE_S, metavar="S",
+                        help=f"seconds an answered upload stays on the server before it is deleted, for the same "
+                             f"file sent by another request at the same time (default {DEFAULT_UPLOAD_GRACE_S:g})")
     args = parser.parse_args(argv)
+    if not args.max_upload_mb > 0:
+        parser.error(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
+    if args.upload_grace_s < 0:
+        parser.error(f"--upload-grace-s must be 0 or more, got {args.upload_grace_s:g}")
+    answers = AnswerFiles()
     try:
-        page = build_page(FaceService(args.data, args.device, args.k))
+        from pipeline.common.device import resolve_device
+
+        resolve_device(args.device)  # a bogus or absent device stops the page at once, not on its first request
+        page = build_page(FaceService(args.data, args.device, args.k), args.max_upload_mb, args.upload_grace_s,
+                          answers)
     except PipelineError as exc:
+        answers.close()
         print(f"app: error: {exc}", file=sys.stderr)
         return 2
     import gradio as gr
 
+    def interrupt(signum, frame):  # SIGTERM ends the page as Ctrl-C does: the server closes, the files go
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        limit_malloc_arenas()
     print(f"app: serving http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
     theme = gr.themes.Base(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts: offline
-    page.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=args.port, share=False,
-                                                   show_error=False, inbrowser=False, ssr_mode=False, theme=theme,
-                                                   css=PAGE_CSS)
+    try:
+        page.queue(default_concurrency_limit=2).launch(
+            server_name="127.0.0.1", server_port=args.port, share=False, show_error=False, inbrowser=False,
+            ssr_mode=False, theme=theme, css=PAGE_CSS, max_file_size=int(args.max_upload_mb * 2**20))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        answers.close()
     return 0
 
 

@@ -1,45 +1,31 @@
-"""pipeline.serve.app: the face service on a tiny trained workspace, and the page in a real headless Chromium."""
+"""pipeline.serve.app: the face service on a tiny trained workspace, the page over HTTP (its files: one per answer,
+uploads deleted, a size limit), and the page in a real headless Chromium."""
 from __future__ import annotations
 
 import base64
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from pipeline.serve.app import AppError, FaceService
+from pipeline.serve.app import Answer, AnswerFiles, AppError, FaceService, Uploads, check_upload_size
 from pipeline.serve.predict import PredictError
-from pipeline.testing.app import IMAGE_SIZE, make_app_workspace
+from pipeline.testing.app import IMAGE_SIZE, file_data, running_app, write_wav
 
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "test-artifacts"
-
-
-def write_wav(path: Path, seconds: float, rate: int = 16000, freq: float = 180.0) -> Path:
-    t = np.arange(int(seconds * rate)) / rate
-    samples = (0.3 * np.sin(2 * np.pi * freq * t) * 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return make_app_workspace(tmp_path_factory.mktemp("app"))
+SERVER_ENV = {**os.environ, "PYTHONPATH": str(REPO), "GRADIO_ANALYTICS_ENABLED": "False"}
 
 
 @pytest.fixture(scope="module")
@@ -116,45 +102,165 @@ def test_two_requests_at_once_are_both_answered(service, tmp_path):
     assert sorted(faces) == [0, 1] and all(f.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) for f in faces.values())
 
 
+def test_non_finite_priors_or_features_and_unknown_variants_are_refused(data, tmp_path):
+    voice = str(write_wav(tmp_path / "v.wav", 1.0))
+    nan_priors = tmp_path / "nan-priors"
+    shutil.copytree(data, nan_priors)
+    members = dict(np.load(data / "priors" / "priors.npz"))
+    members["neutral"] = np.full_like(members["neutral"], np.nan)
+    np.savez(nan_priors / "priors" / "priors.npz", **members)
+    with pytest.raises(PredictError, match=r"the neutral prior in .* is not finite"):
+        FaceService(nan_priors).answer(voice, None, "neutral_fc")
+    nan_features = tmp_path / "nan-features"
+    shutil.copytree(data, nan_features)
+    first = sorted((nan_features / "features").glob("test-*.npy"))[0]
+    np.save(first, np.full_like(np.load(first), np.inf))
+    with pytest.raises(AppError, match="test face features .* are not all finite"):
+        FaceService(nan_features).answer(voice, None, "neutral_fc")
+    with pytest.raises(AppError, match="unknown variant '../neutral_fc'"):
+        FaceService(data).answer(voice, None, "../neutral_fc")
+
+
+def test_an_interrupted_training_is_named_not_read(data, tmp_path):
+    """The resume state that training keeps beside a checkpoint is never taken for the checkpoint."""
+    from pipeline.training.loop import resume_path_for
+
+    bare = tmp_path / "bare"
+    shutil.copytree(data, bare)
+    encoder = bare / "models" / "encoder-neutral_fc.pt"
+    state = torch.load(encoder, weights_only=True)["state_dict"]
+    torch.save({"fingerprint": "x", "model": state, "optimizer": {}, "epoch": 1, "history": []},
+               resume_path_for(encoder))
+    encoder.unlink()
+    service = FaceService(bare)
+    assert service.variants() == []
+    with pytest.raises(AppError, match=r"encoder-neutral_fc.pt \(`dvc repro train_encoder@neutral_fc`; "
+                                       r".encoder-neutral_fc.pt.resume beside it is an unfinished run's resume state"):
+        service.answer(str(write_wav(tmp_path / "v.wav", 1.0)), None, "neutral_fc")
+
+
+def test_each_answer_has_files_of_its_own_and_only_the_last_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    files = AnswerFiles(keep=3)
+    face = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    answer = Answer(face, "m", [(face, "1. cos 1.000 k")])
+    written = [files.write(answer) for _ in range(5)]
+    paths = [w[0] for w in written]
+    assert len(set(paths)) == 5  # the same face, five files: no request reads a file another one is writing
+    assert all(Path(p).parent.parent == files.root for p in paths)
+    assert [Path(p).exists() for p in paths] == [False, False, True, True, True]
+    assert len(files.files()) == 3 * 2 and Image.open(paths[-1]).size == (IMAGE_SIZE, IMAGE_SIZE)
+    files.close()
+    assert not files.root.exists()
+
+
+def test_an_upload_is_deleted_after_its_answer_unless_another_request_still_needs_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    upload = tmp_path / "gradio" / "0123abcd" / "voice.wav"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"x")
+    uploads = Uploads(grace_s=0)
+    with uploads.answering(str(upload), None):
+        with uploads.answering(str(upload)):  # the same bytes uploaded by a second request, answered first
+            pass
+        assert upload.exists()  # the first request still reads it
+    assert not upload.exists() and not upload.parent.exists()
+    upload.parent.mkdir()
+    upload.write_bytes(b"x")
+    with uploads.answering(str(upload)):
+        again = upload.with_name("tmp-upload")
+        again.write_bytes(b"x")
+        os.replace(again, upload)  # uploaded again while this one was answered: gradio renames a new file onto it
+    assert upload.exists()  # left for the request that uploaded it again
+    outside = write_wav(tmp_path / "mine.wav", 0.1)
+    with uploads.answering(str(outside)):
+        pass
+    assert outside.exists()  # only gradio's uploads are ever deleted
+    waiting = Uploads(grace_s=0.2)
+    with waiting.answering(str(upload)):
+        pass
+    assert upload.exists()
+    deadline = time.monotonic() + 10
+    while upload.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not upload.exists()
+
+
+def test_the_empty_temp_files_gradio_leaves_per_request_are_swept_once_old(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    stray, uploading, young = tmp_path / "tmpa1b2c3d4", tmp_path / "tmpe5f6g7h8", tmp_path / "tmpi9j0k1l2"
+    stray.touch()
+    uploading.write_bytes(b"the first bytes of an upload")
+    young.touch()
+    upload = tmp_path / "0123abcd" / "tmp.wav"
+    upload.parent.mkdir()
+    upload.touch()
+    hour_ago = time.time() - 3600
+    for path in (stray, uploading, upload):
+        os.utime(path, (hour_ago, hour_ago))
+    uploads = Uploads(stray_age_s=600)
+    assert uploads.sweep_strays() == [stray]
+    assert uploading.exists() and young.exists() and upload.exists()
+    os.utime(young, (hour_ago, hour_ago))
+    assert uploads.sweep_strays() == []  # at most once a minute
+    assert uploads.sweep_strays(every_s=0) == [young]
+
+
+def test_an_upload_over_the_limit_is_one_sentence(tmp_path):
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"\0" * (3 * 2**20))
+    check_upload_size(str(big), 4 * 2**20)
+    with pytest.raises(AppError, match=r"^big.wav is 3.0 MB; the page takes files up to 2 MB \(--max-upload-mb\)$"):
+        check_upload_size(str(big), 2 * 2**20)
+
+
+@pytest.mark.slow
+def test_the_page_over_http_answers_with_its_own_files_deletes_uploads_and_limits_their_size(data, tmp_path):
+    voice = write_wav(tmp_path / "voice.wav", 2.0)
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"\0" * (2 * 2**20))
+    with running_app(data, tmp_path / "server", "--k", "3", "--upload-grace-s", "0", "--max-upload-mb", "1") as app:
+        uploaded = app.upload(voice)
+        face, message, nearest, recorded, upload = app.call("face", [None, file_data(uploaded), None, "neutral_fc"])
+        image = Image.open(io.BytesIO(app.download(face)))
+        assert image.format == "PNG" and image.size == (IMAGE_SIZE, IMAGE_SIZE)
+        assert "Prior: neutral." in message and "deleted from the server after this answer" in message
+        assert len(nearest) == 3 and recorded is None and upload is None  # the page's inputs are cleared
+        assert not Path(uploaded).exists() and app.uploads() == []
+        text = tmp_path / "notes.wav"
+        text.write_text("not audio\n")
+        uploaded = app.upload(text)
+        face, message, nearest, _, _ = app.call("face", [None, file_data(uploaded), None, "neutral_fc"])
+        assert face is None and nearest == [] and "\n" not in message
+        assert message.startswith("**Error:** notes.wav is not an audio or video file")
+        assert not Path(uploaded).exists()  # deleted after an error answer too
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            app.upload(big)
+        assert refused.value.code == 413
+        assert refused.value.read().decode() == "File size exceeded maximum allowed size of 1048576 bytes."
+        assert app.uploads() == []
+    assert "Traceback" not in (tmp_path / "server" / "app.log").read_text()
+    assert not (REPO / "pipeline" / "serve" / "app.pyi").exists()  # gradio writes one beside a gr.File subclass
+
+
+def test_the_page_refuses_a_bogus_device_at_start(data, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pipeline.serve.app", "--data", str(data), "--device", "bogus"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=SERVER_ENV)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "app: error: device 'bogus' is not one of auto, cpu, cuda, cuda:N or mps"]
+
+
 # ------------------------------------------------------------------------------------------- the real browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def server(data, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(REPO), "NO_PROXY": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.serve.app", "--data", str(data), "--port", str(port),
-                             "--k", "3"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the app did not serve {url}: {proc.stdout.read() if proc.poll() is not None else ''}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with running_app(data, tmp_path, "--k", "3") as app:
+        yield app.url
 
 
 def _image_bytes(src: str) -> bytes:
@@ -164,6 +270,7 @@ def _image_bytes(src: str) -> bytes:
         return reply.read()
 
 
+@pytest.mark.slow
 def test_the_page_in_a_headless_browser(server, tmp_path):
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.fail("needs Debian's chromium and chromium-driver on PATH (`make test` installs them as root)")
