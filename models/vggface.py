@@ -116,7 +116,11 @@ class VGGFace(nn.Module):
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks (the real weights are ~580 MB)."""
+    """Hex SHA-256 of a file, read in chunks (the real weights are ~580 MB).
+
+    The same as ``pipeline.common.io.file_sha256``, which the pipeline uses: ``models`` imports no pipeline code (the
+    import-linter contract), and the loader checks the checksum itself before it unpickles anything.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):

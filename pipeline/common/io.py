@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes (temp name + rename) and deterministic JSON.
+"""Small file helpers: atomic writes (temp name + rename), deterministic JSON and a file's SHA-256.
 
 Interrupted stages must never leave a half-written file under its final name, and equal inputs must give
 byte-identical outputs (so DVC hashes match between teammates): JSON is written with sorted keys.
@@ -6,6 +6,7 @@ byte-identical outputs (so DVC hashes match between teammates): JSON is written 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tarfile
@@ -55,6 +56,15 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read ``chunk`` bytes at a time (memory stays small for large weights)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def deterministic_tarinfo(name: str, size: int) -> tarfile.TarInfo:

@@ -30,22 +30,28 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Literal, Mapping, Sequence
 
 import pipeline
 from pipeline.common.errors import PipelineError
+from pipeline.common.faults import ENV as FAULTS_ENV
+from pipeline.common.faults import fault_setting
+from pipeline.common.schema import Field, NonNegativeFloat, NonNegativeInt, Section, validate_section
 
 ENGINES = ("local", "ray")
 #: the params.yaml section read here; no stage declares it, so it never triggers a rerun
 SECTION = "cluster"
 #: stage kinds with their own resource requests (gender_corpus_download/preprocess use download/preprocess's)
 KINDS = ("download", "preprocess", "features")
-#: test hook: a folder; the first task of each unit kills its own worker process mid-way (SIGKILL) and leaves
-#: ``<unit>.killed`` there, so a fault test can check that Ray's retry gives the undisturbed output
-KILL_ONCE_ENV = "S2F_RAY_KILL_ONCE"
+#: fault point (pipeline.common.faults), setting a folder: the first task of each unit kills its own worker process
+#: mid-way (SIGKILL) and leaves ``<unit>.killed`` there, so a fault test can check that Ray's retry gives the
+#: undisturbed output
+KILL_WORKER_ONCE = "engine.kill_worker_once"
 #: seconds to wait for a TCP answer from a cluster address before saying it cannot be reached
 CONNECT_TIMEOUT = 10.0
 _PACKAGE_ROOT = Path(pipeline.__file__).resolve().parents[1]  # the checkout: pipeline/ and models/ live here
+#: set by a Ray task chosen by the KILL_WORKER_ONCE fault while its unit runs: kill_point() then kills the worker
+_KILL_MIDWAY = False
 
 
 class EngineError(PipelineError, ValueError):
@@ -58,6 +64,28 @@ class Resources:
 
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+
+
+class _Resources(Section):
+    num_cpus: NonNegativeFloat = Field(description="CPUs per task")
+    num_gpus: NonNegativeFloat = Field(description="GPUs per task (> 0 for a GPU detector or face encoder)")
+
+
+class _CpuResources(Section):
+    num_cpus: NonNegativeFloat = Field(description="CPUs per task")
+
+
+class ClusterParams(Section):
+    """The runtime ``cluster`` section: who runs a data stage's shards (not a DVC param: it never reruns a stage)."""
+
+    SECTION: ClassVar[str] = "cluster"
+    engine: Literal["local", "ray"] = Field(description="local: in the stage's process | ray: one task per shard")
+    ray_address: str = Field(description='engine ray: "" starts a Ray instance for the run; auto or host:port joins')
+    max_retries: NonNegativeInt = Field(description="engine ray: times a shard is rerun when its worker dies")
+    local_processes: NonNegativeInt = Field(description="engine local: processes at once (0 = one per core)")
+    download: _CpuResources = Field(description="Ray resources per download task")
+    preprocess: _Resources = Field(description="Ray resources per preprocess task")
+    features: _Resources = Field(description="Ray resources per features task")
 
 
 @dataclass(frozen=True)
@@ -115,6 +143,8 @@ def load_engine(params_path: str | Path = "params.yaml") -> EngineSettings:
 
     path = Path(params_path)
     section = load_params(path).get(SECTION) if path.is_file() else None
+    if section is not None:  # a params file's section: every key, checked by its schema
+        validate_section(ClusterParams, section)
     return EngineSettings.from_params(section)
 
 
@@ -153,24 +183,26 @@ def _run_unit(fn: Callable[..., Any], unit: Any, name: str, expected: dict[str, 
         if not Path(path).exists():
             raise EngineError(f"node {node} cannot see {path}: the workspace must be on a filesystem that every "
                               f"node mounts at the same path")
-    kill_dir = os.environ.get(KILL_ONCE_ENV)
+    global _KILL_MIDWAY
+    kill_dir = fault_setting(KILL_WORKER_ONCE)
     if kill_dir:
         marker = Path(kill_dir) / f"{name}.killed"
         if not marker.exists():
             marker.write_text(str(os.getpid()), encoding="utf-8")
-            os.environ["S2F_KILL_ME_MIDWAY"] = "1"  # read by kill_point(), in the middle of the unit
+            _KILL_MIDWAY = True  # read by kill_point(), in the middle of the unit
     before = os.getcwd()
     os.chdir(cwd)
     try:
         return fn(unit)
     finally:
         os.chdir(before)
-        os.environ.pop("S2F_KILL_ME_MIDWAY", None)
+        _KILL_MIDWAY = False
 
 
 def kill_point() -> None:
-    """Test hook, called by a unit in its middle: die like a killed worker when the fault test asked for it."""
-    if os.environ.get("S2F_KILL_ME_MIDWAY") == "1":
+    """Fault point, called by a unit in its middle: die like a killed worker when the KILL_WORKER_ONCE fault chose
+    this task (a no-op otherwise)."""
+    if _KILL_MIDWAY:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -207,7 +239,7 @@ def connect(settings: EngineSettings):
     import ray
 
     runtime_env = {"py_modules": [str(_PACKAGE_ROOT / "pipeline"), str(_PACKAGE_ROOT / "models")],
-                   "env_vars": {k: v for k, v in os.environ.items() if k == KILL_ONCE_ENV}}
+                   "env_vars": {k: v for k, v in os.environ.items() if k == FAULTS_ENV}}
     try:
         ray.init(address=address or "local", runtime_env=runtime_env, log_to_driver=False,
                  include_dashboard=False if not address else None, ignore_reinit_error=True,

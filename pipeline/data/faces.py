@@ -168,11 +168,6 @@ class EyeLandmarks:
         return (a, b) if a[0] <= b[0] else (b, a)
 
 
-def eye_angle(left: tuple[float, float], right: tuple[float, float]) -> float:
-    """Degrees the line from the left to the right eye is turned from horizontal (0 = level)."""
-    return math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
-
-
 #: where aligned crops put the eyes: their midpoint at (0.5, EYE_Y) of the crop, this far apart (fractions of the
 #: side, before the margin): the framing of the unaligned crop of a dlib box, so both kinds look alike
 EYE_Y = 0.42

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.common.errors import PipelineError
-from pipeline.common.io import atomic_path, write_json
+from pipeline.common.io import atomic_path, file_sha256, write_json
 
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -223,14 +223,6 @@ def _safe_id(text: str) -> str:
     return safe or "v" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _display_path(path: Path, root: Path) -> str:
     """The path relative to the repository root when under it (same bytes in every clone), else absolute."""
     path = Path(os.path.abspath(path))
@@ -299,7 +291,7 @@ def parse_line(raw: bytes, lineno: int, csv_dir: Path, root: Path) -> Row | Reje
     if kind == "file":
         if not local.is_file() or not os.access(local, os.R_OK):
             return Reject(lineno, shown, "missing_file", f"no readable file at {_display_path(local, root)}")
-        sha = _sha256_file(local)
+        sha = file_sha256(local)
         source = _display_path(local, root)
     return Row(row=lineno, source_kind=kind, source=source, video_id=video_id, start=start, end=end, x=x, y=y,
                source_sha256=sha)

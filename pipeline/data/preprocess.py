@@ -60,6 +60,11 @@ class PreprocessError(PipelineError, RuntimeError):
     """The stage cannot run at all (bad params, unreadable raw directory); one sentence for the user."""
 
 
+class CountsDoNotAddUp(PreprocessError):
+    """Rows in (the download's keys) differ from samples out + rejections: a raw directory whose shards and status
+    tables disagree, or a bug. The stage stops before its metrics mark the run complete."""
+
+
 class Rejection(Exception):
     """A clip that cannot become a sample."""
 
@@ -444,7 +449,8 @@ def _remove_from(out_dir: Path, split: str, start: int) -> None:
 
 def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConfig, progress: bool = True,
                    engine: EngineSettings | None = None) -> dict[str, Any]:
-    """Process every raw shard into ``out_dir``; returns the metrics dict (counts add up, by reason).
+    """Process every raw shard into ``out_dir``; returns the metrics dict (counts add up, by reason), or raises
+    CountsDoNotAddUp, so that the stage writes no metrics, when they do not.
 
     A split's shards are numbered in raw-shard order, so the raw shards already processed are the complete
     prefix of each split, kept as they are; every raw shard after the first incomplete one is one unit of
@@ -453,14 +459,15 @@ def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConf
     """
     engine = engine or EngineSettings()
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    raw_shards = list_raw_shards(raw_dir)
+    clips_in = {path: _clip_count(path) for paths in raw_shards.values() for path in paths}
+    check_raw_counts(raw_dir, sum(clips_in.values()))  # before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     for tmp in out_dir.glob(".*.tmp"):
         tmp.unlink()
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)  # parts of a killed run: redone (they have no stats)
     staging.mkdir(parents=True)
-    raw_shards = list_raw_shards(raw_dir)
-    clips_in = {path: _clip_count(path) for paths in raw_shards.values() for path in paths}
 
     all_stats: dict[str, list[dict[str, Any]]] = {}
     jobs: list[RawShardJob] = []
@@ -516,6 +523,18 @@ def run_preprocess(raw_dir: str | Path, out_dir: str | Path, cfg: PreprocessConf
     return metrics
 
 
+def check_raw_counts(raw_dir: Path, clips: int) -> None:
+    """Stop before any shard is written when the counts cannot add up: every row of the download's status tables
+    must be one clip of a raw shard or one download rejection (each clip then becomes one sample or one preprocess
+    rejection, which ``count_outcomes`` checks at the end)."""
+    keys, rejected = download_outcomes(raw_dir)
+    if keys and len(keys) != clips + sum(rejected.values()):
+        raise CountsDoNotAddUp(
+            f"preprocess counts do not add up: the status tables of {raw_dir} list {len(keys)} rows, but its raw "
+            f"shards hold {clips} clip(s) and the download rejected {sum(rejected.values())} row(s) "
+            f"({clips + sum(rejected.values())} in all), so nothing was processed (rerun the download stage)")
+
+
 def _clip_count(raw_tar: Path) -> int:
     with tarfile.open(raw_tar, "r:") as tar:
         return len({m.name.rpartition(".")[0] for m in tar if m.isfile()})
@@ -537,7 +556,10 @@ def summarize_timings(shard_timings: dict[str, dict[str, float]], processed: int
 
 def count_outcomes(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: PreprocessConfig,
               processed: int) -> dict[str, Any]:
-    """Metrics: rows in (download's keys) = samples out + download rejections + preprocess rejections."""
+    """Metrics: rows in (download's keys) = samples out + download rejections + preprocess rejections.
+
+    Raises CountsDoNotAddUp (one sentence naming the counts) when that equation does not hold.
+    """
     download_keys, download_rejected = download_outcomes(raw_dir)
     pre_rejected: Counter = Counter()
     by_split: dict[str, dict[str, int]] = {}
@@ -552,6 +574,11 @@ def count_outcomes(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: Preproce
         split["shards"] += 1
     rows_in = len(download_keys) if download_keys else clips_in
     rejected_total = sum(download_rejected.values()) + sum(pre_rejected.values())
+    if rows_in != samples + rejected_total:
+        raise CountsDoNotAddUp(
+            f"preprocess counts do not add up: {rows_in} rows in, but {samples} samples out + "
+            f"{sum(download_rejected.values())} download rejections + {sum(pre_rejected.values())} preprocess "
+            f"rejections = {samples + rejected_total}, so no metrics were written")
     return {
         "rows_in": rows_in,
         "samples_out": samples,
@@ -569,10 +596,10 @@ def count_outcomes(raw_dir: Path, all_stats: list[dict[str, Any]], cfg: Preproce
 
 
 def summary_line(metrics: dict[str, Any]) -> str:
-    """The stage's one-line summary: rows in, samples out, rejections by reason, and whether the counts add up."""
+    """The stage's one-line summary: rows in, samples out and rejections by reason (metrics only exist for counts
+    that add up: ``count_outcomes`` raises otherwise)."""
     reasons: Counter = Counter(metrics["download_rejections"])
     reasons.update(metrics["preprocess_rejections"])
     by_reason = ", ".join(f"{r}={n}" for r, n in sorted(reasons.items())) or "none"
     return (f"preprocess: {metrics['rows_in']} rows in, {metrics['samples_out']} samples out "
-            f"in {metrics['shards']} shard(s), {metrics['rejections_total']} rejected ({by_reason})"
-            + ("" if metrics["counts_add_up"] else " [WARNING: counts do not add up]"))
+            f"in {metrics['shards']} shard(s), {metrics['rejections_total']} rejected ({by_reason})")

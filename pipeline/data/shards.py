@@ -27,7 +27,7 @@ import soundfile as sf
 from PIL import Image
 
 from pipeline.common.errors import PipelineError
-from pipeline.common.io import atomic_path, deterministic_tarinfo, dumps_json, read_json, write_json
+from pipeline.common.io import atomic_path, deterministic_tarinfo, dumps_json, write_json
 
 SAMPLE_RATE = 16000
 AUDIO_SAMPLES = 96000
@@ -229,12 +229,3 @@ def iter_samples(paths: Iterable[str | Path], fields: Sequence[str] | None = Non
                     current[field] = decode_field(field, data)
             if current is not None:
                 yield current
-
-
-def read_stats(shards_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """``{shard stem: stats dict}`` for every complete shard under ``shards_dir`` (all splits), sorted."""
-    shards_dir = Path(shards_dir)
-    out = {}
-    for path in sorted(shards_dir.glob("*.stats.json")):
-        out[path.name[: -len(".stats.json")]] = read_json(path)
-    return out

@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.request
@@ -27,6 +26,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from pipeline.common.errors import PipelineError
+from pipeline.common.io import file_sha256
 
 PAPER_IMAGE_SIZE = 224
 
@@ -41,14 +41,6 @@ def cache_dir() -> Path:
     """Where downloaded weights are kept: ``$SPEECH2FACE_CACHE`` or ``~/.cache/speech2face``, ``/weights``."""
     root = os.environ.get("SPEECH2FACE_CACHE") or str(Path.home() / ".cache" / "speech2face")
     return Path(root) / "weights"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch_weights(source: str, sha256: str, cache: Path | None = None, timeout: float = 60.0) -> Path:
@@ -67,14 +59,14 @@ def fetch_weights(source: str, sha256: str, cache: Path | None = None, timeout: 
         path = Path(source)
         if not path.is_file():
             raise FaceEncoderError(f"VGGFace weights file {path} not found")
-        actual = _sha256(path)
+        actual = file_sha256(path)
         if actual != expected:
             raise FaceEncoderError(f"VGGFace weights {path} have SHA-256 {actual}, expected {expected}")
         return path
     cache = cache or cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / f"{expected}.pth"
-    if target.is_file() and _sha256(target) == expected:
+    if target.is_file() and file_sha256(target) == expected:
         return target
     partial = cache / f"{expected}.pth.part"
     try:
@@ -90,7 +82,7 @@ def fetch_weights(source: str, sha256: str, cache: Path | None = None, timeout: 
     except OSError as exc:  # URLError, HTTPError, timeouts are all OSErrors
         partial.unlink(missing_ok=True)
         raise FaceEncoderError(f"could not download VGGFace weights from {source}: {exc}") from exc
-    actual = _sha256(partial)
+    actual = file_sha256(partial)
     if actual != expected:
         partial.unlink(missing_ok=True)
         raise FaceEncoderError(f"downloaded VGGFace weights from {source} have SHA-256 {actual}, "

@@ -38,7 +38,8 @@ def write_params(path: str | Path, **download: Any) -> Path:
     import yaml
 
     section = {"shard_size": 2, "concurrency": 2, "retries": 1, "backoff": 0.01, "sleep_interval_requests": 0.0,
-               "cookies": "", "min_height": 0, "timeout": 60, "mirror_dir": "", "duration_tolerance": 0.25}
+               "cookies": "", "min_height": 0, "timeout": 60, "mirror_dir": "", "duration_tolerance": 0.25,
+               "sleep_interval": 0.0, "max_sleep_interval": 0.0, "max_consecutive_blocked": 0, "extractor_args": []}
     section.update(download)
     path = Path(path)
     path.write_text(yaml.safe_dump({"download": section}, sort_keys=True), encoding="utf-8")

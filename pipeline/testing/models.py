@@ -11,7 +11,8 @@ import models.decoder  # noqa: F401  (each model module registers its architectu
 import models.encoder  # noqa: F401
 import models.gender  # noqa: F401
 import models.probe  # noqa: F401
-from models.vggface import VGGFace, file_sha256
+from models.vggface import VGGFace
+from pipeline.common.io import file_sha256
 
 # Key names of the converted Oxford model vgg_face_dag.pth (Albanie's vgg_face_dag.py), in file order.
 VGG_FACE_DAG_KEYS = tuple(

@@ -217,9 +217,9 @@ def fit(
     return history
 
 
-#: test hook: ``"<rank>:<epoch>"`` makes that rank SIGKILL itself once that epoch's resume state is written, so
-#: the tests can lose one rank of a DDP run the way a crashed node loses it
-KILL_RANK_ENV = "S2F_TEST_KILL_RANK"
+#: fault point (pipeline.common.faults), setting ``"<rank>:<epoch>"``: that rank SIGKILLs itself once that epoch's
+#: resume state is written, so the tests can lose one rank of a DDP run the way a crashed node loses it
+KILL_RANK = "training.kill_rank"
 
 
 def _kill_point(rank: int, epoch: int, resume: Path) -> None:
@@ -227,7 +227,9 @@ def _kill_point(rank: int, epoch: int, resume: Path) -> None:
     import signal
     import time
 
-    if os.environ.get(KILL_RANK_ENV) != f"{rank}:{epoch}":
+    from pipeline.common.faults import fault_setting
+
+    if fault_setting(KILL_RANK) != f"{rank}:{epoch}":
         return
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # rank 0 writes the state; wait for it, so that the rerun can resume
@@ -287,6 +289,10 @@ def _log_epoch(live, row: dict[str, float]) -> None:
 
 
 def summary_metrics(history: list[dict[str, float]]) -> dict[str, Any]:
+    """The metrics of a finished run; a trainer computes them before it saves its checkpoint, so that a run
+    that trained nothing leaves no loadable model behind."""
+    if not history:
+        raise TrainingError("training ran no epoch (epochs must be at least 1): nothing was saved")
     last = history[-1]
     return {
         "epochs": len(history),

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.common.io import read_json
-from pipeline.data.download.runner import CRASH_ENV
 from pipeline.data.download.writer import read_attempts
 from pipeline.testing.download import manifest_row, write_manifest, write_params
+from pipeline.testing.faults import DOWNLOAD_CRASH_AFTER_SHARDS, fault_env
 from pipeline.testing.media import make_clip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def test_cli_writes_shards_metrics_and_a_summary(project):
 
 
 def test_kill_midway_then_resume_gives_the_same_shards(project, tmp_path_factory):
-    crashed = run_stage(project, env={CRASH_ENV: "1"})  # dies after shard 1, before shard 2's stats
+    crashed = run_stage(project, env=fault_env({DOWNLOAD_CRASH_AFTER_SHARDS: 1}))  # dies before shard 2's stats
     assert crashed.returncode == 70
     partial = project / "data" / "raw.partial"
     assert (partial / "test-000000.stats.json").is_file()

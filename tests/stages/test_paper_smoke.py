@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from models.vggface import file_sha256
+from pipeline.common.io import file_sha256
 from pipeline.testing.paper_smoke import WEIGHTS, make_paper_smoke_project
 from pipeline.testing.project import commit_all, ran_stages, read_params, run_dvc, write_params
 from pipeline.training.checkpoints import read_header

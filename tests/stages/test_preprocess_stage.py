@@ -23,6 +23,7 @@ PARAMS = """preprocess:
   center_box: 0.45
   dlib_upsample: 1
   face_alignment_dir: ""
+  align: none
 """
 
 
@@ -50,11 +51,33 @@ def test_stage_cli_writes_shards_and_metrics(tmp_path, repo_root):
     assert len(list_shards(tmp_path / "shards", "train")) == 1
 
 
+def test_stage_cli_counts_that_do_not_add_up_are_one_sentence_and_no_metrics(tmp_path, repo_root):
+    """A status table listing a row that no raw shard holds (a lost raw tar): exit 2 with one sentence naming the
+    counts, and no metrics file that would mark the run complete."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.data.download.writer import ATTEMPT_SCHEMA
+
+    (tmp_path / "params.yaml").write_text(PARAMS)
+    write_raw_shard(tmp_path / "raw", "train", 0, [("a", make_clip(tmp_path / "media" / "a.mp4", duration=1.0,
+                                                                     size=(96, 72)), {})])
+    lost = {"key": "b", "source": "b.mp4", "status": "ok", "attempt": 1, "error_class": "", "error_message": "",
+            "bytes": 1}
+    pq.write_table(pa.Table.from_pylist([lost], schema=ATTEMPT_SCHEMA), tmp_path / "raw" / "train-000001.parquet")
+    proc = _run(repo_root, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("preprocess: error:")]
+    assert "counts do not add up" in line and "list 2 rows, but its raw shards hold 1 clip(s)" in line
+    assert "Traceback" not in proc.stderr and not (tmp_path / "m.json").exists()
+
+
 def test_stage_cli_bad_input_is_one_sentence(tmp_path, repo_root):
     (tmp_path / "params.yaml").write_text(PARAMS.replace("detector: center", "detector: haar"))
     (tmp_path / "raw").mkdir()
     proc = _run(repo_root, tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "preprocess: error: unknown detector 'haar' (center | dlib | dlib_cnn | face_alignment)"
+    assert proc.stderr.strip() == ("preprocess: error: params key 'preprocess.detector' = 'haar' is not allowed: it "
+                                   "must be 'center', 'dlib', 'dlib_cnn' or 'face_alignment'")
     proc = _run(repo_root, tmp_path, "--params", str(tmp_path / "missing.yaml"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.testing.faults import ENGINE_KILL_WORKER_ONCE, fault_env
 from pipeline.testing.project import clone_workspace, run_dvc, session_base, shared_tiny_run
 from pipeline.testing.ray_cluster import loopback_cluster
 
@@ -47,6 +48,7 @@ def local_run(tmp_path_factory):
     return shared_tiny_run(session_base(tmp_path_factory))
 
 
+@pytest.mark.slow
 def test_ray_engine_writes_the_local_engines_bytes_and_dvc_sees_no_change(local_run, cluster, tmp_path):
     address, env = cluster
     project = clone_workspace(local_run, tmp_path / "ray")
@@ -66,6 +68,7 @@ def test_ray_engine_writes_the_local_engines_bytes_and_dvc_sees_no_change(local_
     assert json.loads(status.stdout or "{}") == {}
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_shard_costs_only_that_shard(local_run, cluster, tmp_path):
     address, env = cluster
     project = clone_workspace(local_run, tmp_path / "killed")
@@ -74,7 +77,7 @@ def test_a_worker_killed_mid_shard_costs_only_that_shard(local_run, cluster, tmp
     kills = tmp_path / "kills"
     kills.mkdir()
     for stage in ("download", "preprocess"):
-        proc = run_dvc(project, "repro", "-f", "-s", stage, env={**env, "S2F_RAY_KILL_ONCE": str(kills)},
+        proc = run_dvc(project, "repro", "-f", "-s", stage, env=fault_env({ENGINE_KILL_WORKER_ONCE: kills}, env),
                        timeout=600)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     killed = sorted(p.name for p in kills.iterdir())
@@ -83,6 +86,7 @@ def test_a_worker_killed_mid_shard_costs_only_that_shard(local_run, cluster, tmp
     assert _digests(project) == expected
 
 
+@pytest.mark.slow
 def test_an_unreachable_cluster_stops_the_stage_with_one_sentence(local_run, tmp_path):
     from pipeline.testing.ray_cluster import free_port
 

@@ -16,6 +16,10 @@ class DownloadConfigError(PipelineError, ValueError):
     """The stage's params or inputs are unusable (bad manifest, missing cookies file): stop with one sentence."""
 
 
+class DownloadCountsError(PipelineError, RuntimeError):
+    """Rows in differ from ok + rejected over the shards: the run stops before its metrics are written."""
+
+
 class DownloadBlocked(RuntimeError):
     """The site is refusing this machine (bot check, sign-in wall, rate limit): stop the run, keep finished work."""
 

@@ -32,8 +32,16 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
+from pipeline.common.faults import fault_setting
 from pipeline.common.io import note_if_empty, read_json, write_json
-from pipeline.data.download.errors import RETRYABLE, AttemptError, DownloadBlocked, DownloadConfigError, one_line
+from pipeline.data.download.errors import (
+    RETRYABLE,
+    AttemptError,
+    DownloadBlocked,
+    DownloadConfigError,
+    DownloadCountsError,
+    one_line,
+)
 from pipeline.data.download.plan import ShardPlan, plan_shards, read_manifest
 from pipeline.data.download.sources import (
     CANCELLED,
@@ -48,8 +56,9 @@ from pipeline.data.download.writer import read_attempts, write_attempts, write_c
 from pipeline.data.engine import EngineSettings, describe, kill_point, run_units
 from pipeline.data.media import MediaError, ToolMissingError, probe
 
-#: test hook: after this many shards completed in this run, die (like a kill) before the next shard's stats
-CRASH_ENV = "S2F_DOWNLOAD_CRASH_AFTER_SHARDS"
+#: fault point (pipeline.common.faults), setting N: after N shards completed in this run, die (like a kill) before
+#: the next shard's stats
+CRASH_AFTER_SHARDS = "download.crash_after_shards"
 SHARD_SUFFIXES = (".tar", ".parquet", ".stats.json")
 #: the work directory's folder of per-row ledgers, one folder per shard not yet written
 ROWS_DIR = "rows"
@@ -518,7 +527,7 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
             if is_complete(directory, plan):
                 reopened += reopen_shard(directory, plan, work_dir)
     todo = [p for p in plans if not is_complete(out_dir, p) and not is_complete(work_dir, p)]
-    crash_after = int(os.environ.get(CRASH_ENV, "-1"))
+    crash_after = int(fault_setting(CRASH_AFTER_SHARDS) or -1)
     rows_todo = sum(len(p.rows) for p in todo)
     shard_timings: dict[str, dict[str, float]] = {}
     held_back: list[str] = []
@@ -541,7 +550,7 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
                     held_back.append(plan.name)
                     continue
                 if done == crash_after:
-                    os._exit(70)  # test hook: a kill between a shard's files and its completion marker
+                    os._exit(70)  # fault point: a kill between a shard's files and its completion marker
                 write_stats(work_dir / f"{plan.name}.stats.json", stats)
                 RowLedger(ledger_dir(work_dir, plan)).clear()
         except DownloadBlocked as exc:
@@ -590,7 +599,8 @@ def run_download(manifest_dir: str | Path, out_dir: str | Path, settings: Downlo
 
 
 def total_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
-    """Totals over shard stats: rows in, ok, rejected (by class), attempts, per split."""
+    """Totals over shard stats: rows in, ok, rejected (by class), attempts, per split; raises DownloadCountsError
+    when rows in != ok + rejected."""
     by_class: Counter[str] = Counter()
     per_split: dict[str, Counter[str]] = {}
     for s in stats:
@@ -605,7 +615,10 @@ def total_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
         "splits": {k: dict(sorted(v.items())) for k, v in sorted(per_split.items())},
     }
     if totals["rows_in"] != totals["ok"] + totals["rejected"]:
-        raise RuntimeError(f"download counts do not add up: {totals}")
+        raise DownloadCountsError(
+            f"download counts do not add up: {totals['rows_in']} rows in but {totals['ok']} ok + "
+            f"{totals['rejected']} rejected = {totals['ok'] + totals['rejected']} over {totals['shards']} shard "
+            f"stats, so no metrics were written")
     return totals
 
 

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
-from pipeline.common.params import validate_params
+from pipeline.common.errors import PipelineError
+from pipeline.common.params import load_params, validate_params
 from pipeline.data.engine import EngineError, EngineSettings, load_engine, run_units, shutdown
 from pipeline.testing.ray_cluster import RAY_TEST_ENV, free_port, square_or_fail
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_settings_default_to_the_local_engine_and_refuse_bad_values(tmp_path):
@@ -21,8 +26,12 @@ def test_settings_default_to_the_local_engine_and_refuse_bad_values(tmp_path):
                        ({"max_retries": -1}, "max_retries must be >= 0")):
         with pytest.raises(EngineError, match=words):
             EngineSettings.from_params(bad)
-    (tmp_path / "params.yaml").write_text("cluster:\n  engine: ray\n")
+    cluster = {**load_params(REPO / "params.yaml")["cluster"], "engine": "ray"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"cluster": cluster}))
     assert load_engine(tmp_path / "params.yaml").engine == "ray"
+    (tmp_path / "params.yaml").write_text("cluster:\n  engine: ray\n")  # a params file's section: every key
+    with pytest.raises(PipelineError, match="params key 'cluster.ray_address' is missing"):
+        load_engine(tmp_path / "params.yaml")
     (tmp_path / "other.yaml").write_text("download: {}\n")
     assert load_engine(tmp_path / "other.yaml").engine == "local"
 
@@ -62,6 +71,7 @@ def test_an_unreachable_address_is_one_sentence_within_seconds():
         list(run_units(square_or_fail, [1], ["a"], EngineSettings("ray", "nonsense"), "features"))
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_an_empty_address_starts_a_ray_instance_for_the_run(monkeypatch):
     for key, value in RAY_TEST_ENV.items():
@@ -86,6 +96,30 @@ def test_a_worker_with_other_packages_or_without_the_workspace_refuses_the_unit(
     with pytest.raises(EngineError, match="cannot see .*missing: the workspace must be on a filesystem"):
         _run_unit(square_or_fail, 2, "a", mine, [str(tmp_path / "missing")], str(tmp_path))
     assert _run_unit(square_or_fail, 2, "a", mine, [str(tmp_path)], str(tmp_path)) == 4
+
+
+def test_the_kill_worker_once_fault_arms_only_the_first_task_of_each_unit(tmp_path, monkeypatch):
+    """Off, no task is armed; on, the first task of a unit leaves its marker and is armed for kill_point() while its
+    unit runs, and the retry is not."""
+    import pipeline.data.engine as engine
+    from pipeline.common.faults import ENV
+    from pipeline.testing.faults import ENGINE_KILL_WORKER_ONCE, faults_on
+
+    def armed(unit):
+        return engine._KILL_MIDWAY
+
+    monkeypatch.delenv(ENV, raising=False)
+    mine = engine.versions()
+    assert engine._run_unit(armed, 0, "train-000000", mine, [], str(tmp_path)) is False
+    kills = tmp_path / "kills"
+    kills.mkdir()
+    with faults_on({ENGINE_KILL_WORKER_ONCE: kills}):
+        assert engine._run_unit(armed, 0, "train-000000", mine, [], str(tmp_path)) is True
+        assert engine._KILL_MIDWAY is False  # disarmed once the unit returns
+        assert engine._run_unit(armed, 0, "train-000000", mine, [], str(tmp_path)) is False  # Ray's retry
+        assert engine._run_unit(armed, 0, "test-000000", mine, [], str(tmp_path)) is True
+    assert sorted(p.name for p in kills.iterdir()) == ["test-000000.killed", "train-000000.killed"]
+    engine.kill_point()  # not armed: returns
 
 
 def test_local_processes_run_units_in_spawned_processes_and_raise_their_errors():

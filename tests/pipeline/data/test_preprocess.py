@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipeline.data.preprocess as pp
+from pipeline.common.errors import PipelineError
 from pipeline.common.io import read_json
 from pipeline.data.preprocess import PreprocessConfig, run_preprocess
 from pipeline.data.shards import iter_samples, list_shards
@@ -135,6 +136,50 @@ def test_resume_after_interruption_gives_identical_shards(tmp_path, monkeypatch)
     keys = [s["key"] for s in iter_samples(list_shards(resumed, "train"), fields=["meta"])]
     assert keys == sorted(set(keys)) and len(keys) == 6
     assert not list(resumed.glob(".*.tmp"))
+
+
+def _drop_clip(raw_tar: Path, key: str) -> None:
+    """Rewrite a raw shard without ``key``'s files: a damaged shard whose status table still lists it as ok."""
+    import io
+    import tarfile
+
+    with tarfile.open(raw_tar) as tar:
+        kept = [(m, tar.extractfile(m).read()) for m in tar if m.isfile() and m.name.split(".")[0] != key]
+    with tarfile.open(raw_tar, "w", format=tarfile.GNU_FORMAT) as tar:
+        for member, data in kept:
+            tar.addfile(member, io.BytesIO(data))
+
+
+def test_counts_that_do_not_add_up_stop_the_run_before_any_shard_is_written(tmp_path):
+    """A raw shard that lost a clip its status table lists as ok: one sentence naming the counts, and no shard,
+    stats file or metrics marks anything complete."""
+    media, raw = tmp_path / "media", tmp_path / "raw"
+    tar = write_raw_shard(raw, "train", 0, [(k, make_clip(media / f"{k}.mp4", duration=0.7, size=(96, 72)), {})
+                                             for k in ("a", "b")], download_rejects=[("c", "unavailable")])
+    _drop_clip(tar, "b")
+    with pytest.raises(pp.CountsDoNotAddUp) as caught:
+        run_preprocess(raw, tmp_path / "shards", PreprocessConfig(detector="center", image_size=32), progress=False)
+    message = str(caught.value)
+    assert isinstance(caught.value, PipelineError) and "\n" not in message
+    assert message.startswith("preprocess counts do not add up: the status tables of ")
+    assert "list 3 rows, but its raw shards hold 1 clip(s) and the download rejected 1 row(s) (2 in all)" in message
+    assert not (tmp_path / "shards").exists() and not (tmp_path / "shards.partial").exists()
+
+
+def test_count_outcomes_refuses_shard_stats_that_do_not_add_up(tmp_path):
+    """The last check before the metrics: rows in = samples out + download and preprocess rejections, or one
+    sentence naming the four counts."""
+    raw = tmp_path / "raw"
+    write_raw_shard(raw, "train", 0, [("a", b"x", {}), ("b", b"y", {})], download_rejects=[("c", "unavailable")])
+    cfg = PreprocessConfig(detector="center", image_size=32)
+    lost = [{"split": "train", "samples": 1, "rejected": 0, "rejections": {}, "keys_in": 1}]
+    with pytest.raises(pp.CountsDoNotAddUp, match=r"^preprocess counts do not add up: 3 rows in, but 1 samples out "
+                                                  r"\+ 1 download rejections \+ 0 preprocess rejections = 2, so no "
+                                                  r"metrics were written$"):
+        pp.count_outcomes(raw, lost, cfg, processed=1)
+    whole = [{"split": "train", "samples": 1, "rejected": 1, "rejections": {"corrupt": 1}, "keys_in": 2}]
+    metrics = pp.count_outcomes(raw, whole, cfg, processed=2)
+    assert metrics["rows_in"] == 3 and metrics["counts_add_up"] is True
 
 
 def test_local_processes_give_the_same_shards_as_one_process(tmp_path):

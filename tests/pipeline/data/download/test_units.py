@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.data.download.errors import AttemptError, DownloadConfigError, classify_message
+from pipeline.common.errors import PipelineError
+from pipeline.data.download.errors import AttemptError, DownloadConfigError, DownloadCountsError, classify_message
 from pipeline.data.download.plan import plan_shards, read_manifest
-from pipeline.data.download.runner import DownloadSettings
+from pipeline.data.download.runner import DownloadSettings, total_stats
 from pipeline.data.download.sources import find_in_mirror, format_selector, source_url, ytdlp_options
 from pipeline.testing.download import manifest_row, write_manifest
 
@@ -113,3 +114,14 @@ def test_retries_with_backoff_then_rejects_and_unexpected_errors_are_recorded(tm
     bug = runner.fetch_row(manifest_row("bug", "/x.mp4"), settings, tmp_path)
     assert [(a["status"], a["error_class"]) for a in bug.attempts] == [("rejected", "error")]
     assert "RuntimeError: a bug in a source" in bug.attempts[0]["error_message"]
+
+
+def test_totals_that_do_not_add_up_stop_the_run_in_one_sentence():
+    shard = {"split": "train", "rows": 3, "ok": 2, "rejected": 1, "rejected_by_class": {"unavailable": 1},
+             "attempts": 3, "retries": 0, "clip_bytes": 10}
+    assert total_stats([shard])["rows_in"] == 3
+    with pytest.raises(DownloadCountsError) as caught:
+        total_stats([shard, {**shard, "ok": 1}])
+    assert isinstance(caught.value, PipelineError) and isinstance(caught.value, RuntimeError)
+    assert str(caught.value) == ("download counts do not add up: 6 rows in but 3 ok + 2 rejected = 5 over 2 shard "
+                                 "stats, so no metrics were written")

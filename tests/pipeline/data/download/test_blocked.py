@@ -46,6 +46,7 @@ def test_a_persistent_block_trips_the_breaker_and_rejects_nothing(media_root, tm
     assert not list((tmp_path / "raw.partial").glob("*.stats.json"))
 
 
+@pytest.mark.slow
 def test_a_block_that_lifts_resumes_to_the_same_bytes_as_a_run_never_blocked(media_root, tmp_path):
     with RangeHTTPServer(media_root) as server:
         manifest = write_manifest(tmp_path / "manifest", _rows(server, 4))
@@ -119,6 +120,7 @@ def _asked(server, since):
     return sorted({path.rsplit("/", 1)[-1] for _, path, _ in server.requests[since:]})
 
 
+@pytest.mark.slow
 def test_a_rerun_after_blocks_fetches_only_the_blocked_rows_and_writes_what_a_clean_run_writes(per_row_media,
                                                                                               tmp_path):
     settings = _settings(shard_size=3, max_consecutive_blocked=0)
@@ -144,6 +146,7 @@ def test_a_rerun_after_blocks_fetches_only_the_blocked_rows_and_writes_what_a_cl
         assert (tmp_path / "raw" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_a_rerun_retries_only_rows_rejected_for_a_retryable_reason(per_row_media, tmp_path):
     settings = _settings(shard_size=3)
     with RangeHTTPServer(per_row_media) as server:
