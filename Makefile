@@ -52,6 +52,7 @@ test-fast: setup
 deps: setup
 	@python -m pipeline.ops.deps --write
 	@python -m pipeline.ops.dag --write
+	@python -m pipeline.ops.params_check --docs docs/params.md
 
 # The page: record or upload a voice, see the face (pipeline/serve/app.py). Needs the outputs of `make demo` (or dvc repro).
 PORT ?= 7860

@@ -7,13 +7,30 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import ClassVar
 
 from pipeline.common.device import resolve_device
 from pipeline.common.io import write_json
-from pipeline.common.params import load_section, require
+from pipeline.common.params import require
+from pipeline.common.schema import Device, Field, Fraction, NonNegativeFloat, PositiveFloat, PositiveInt, Section, Seed
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.faces.probe import ARCH, train_probe
 from pipeline.training.checkpoints import save_checkpoint
+
+
+class Params(Section):
+    """The ``attribute_probe`` section: the instrument that reads attributes from a face."""
+
+    SECTION: ClassVar[str] = "attribute_probe"
+    width: PositiveFloat = Field(description="channel multiplier")
+    epochs: PositiveInt = Field(description="passes over the face corpus")
+    batch_size: PositiveInt = Field(description="images per step")
+    lr: PositiveFloat = Field(description="Adam's learning rate")
+    val_fraction: Fraction = Field(description="share of corpus identities held out")
+    blur_max: NonNegativeFloat = Field(description="largest training blur sigma, pixels")
+    seed: Seed
+    device: Device = Field(description="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+
 
 KEYS = ("width", "epochs", "batch_size", "lr", "val_fraction", "seed", "device")
 
@@ -26,7 +43,7 @@ def add_arguments(parser) -> None:
 
 def body(args) -> str:
     start = time.perf_counter()
-    params = load_section("attribute_probe", args.params)
+    params = args.section
     require(params, *KEYS, section="attribute_probe")
     model, config, metrics = train_probe(args.corpus, params, resolve_device(str(params["device"])))
     save_checkpoint(args.out, model.cpu(), ARCH, config, {"val": metrics["val"]})
@@ -37,7 +54,7 @@ def body(args) -> str:
             f"unseen identities: {accs}; {elapsed(start)} -> {args.out}")
 
 
-main = stage_main("attribute_probe", __doc__, add_arguments, body)
+main = stage_main("attribute_probe", __doc__, add_arguments, body, schema=Params)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,10 +9,24 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import ClassVar
 
-from pipeline.common.params import load_section, require
+from pipeline.common.params import require
+from pipeline.common.schema import Device, Field, PositiveInt, Section
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.evaluation.evaluate_decoder import evaluate_decoder, summary_line
+
+
+class Params(Section):
+    """The ``evaluate_decoder`` section: the face decoder alone (Figures 4 and 2)."""
+
+    SECTION: ClassVar[str] = "evaluate_decoder"
+    max_samples: PositiveInt = Field(description="faces per split decoded")
+    batch_size: PositiveInt = Field(description="faces per forward pass")
+    recall_k: list[PositiveInt] = Field(min_length=1, description="k of the retrieval recall@k")
+    figure_columns: PositiveInt = Field(description="speakers per row of Figure 4")
+    device: Device = Field(description="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+
 
 KEYS = ("max_samples", "batch_size", "recall_k", "figure_columns", "device")
 
@@ -25,14 +39,14 @@ def add_arguments(parser) -> None:
 
 def body(args) -> str:
     start = time.perf_counter()
-    params = load_section("evaluate_decoder", args.params)
+    params = args.section
     require(params, *KEYS, section="evaluate_decoder")
     m = evaluate_decoder(args.shards, args.features, args.priors, args.decoder, args.face_encoder, args.probe,
                          args.attributes, args.out, args.metrics, params)
     return f"{summary_line(m)}; {elapsed(start)} -> {args.out}"
 
 
-main = stage_main("evaluate_decoder", __doc__, add_arguments, body)
+main = stage_main("evaluate_decoder", __doc__, add_arguments, body, schema=Params)
 
 if __name__ == "__main__":
     sys.exit(main())

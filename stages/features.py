@@ -5,11 +5,22 @@
 from __future__ import annotations
 
 import sys
+from typing import ClassVar
 
-from pipeline.common.params import load_section, require
+from pipeline.common.params import require
+from pipeline.common.schema import Device, Field, PositiveInt, Section
 from pipeline.common.stage import stage_main
 from pipeline.data.engine import load_engine, shutdown
 from pipeline.faces.features import extract_features, summary_line
+
+
+class Params(Section):
+    """The ``features`` section: the face feature of every face crop."""
+
+    SECTION: ClassVar[str] = "features"
+    fc7_relu: bool = Field(description="the feature is fc7 after (true) or before (false) its ReLU")
+    batch_size: PositiveInt = Field(description="faces per forward pass")
+    device: Device = Field(description="auto (CUDA when present), cpu, cuda, cuda:N or mps")
 
 
 def add_arguments(parser) -> None:
@@ -19,7 +30,7 @@ def add_arguments(parser) -> None:
 
 
 def body(args) -> str:
-    params = load_section("features", args.params)
+    params = args.section
     require(params, "fc7_relu", "batch_size", "device", section="features")
     try:
         summary = extract_features(args.shards, args.face_encoder, args.out, bool(params["fc7_relu"]),
@@ -29,7 +40,7 @@ def body(args) -> str:
     return summary_line(summary, bool(params["fc7_relu"]))
 
 
-main = stage_main("features", __doc__, add_arguments, body)
+main = stage_main("features", __doc__, add_arguments, body, schema=Params)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import ClassVar
 
 from pipeline.arspm.gender import run_gender, summary_line
 from pipeline.common.io import write_json
-from pipeline.common.params import load_section
+from pipeline.common.schema import Field, PositiveFloat
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.training.distributed import relaunch_stage
+from pipeline.training.params import TrainingKeys
+
+
+class Params(TrainingKeys):
+    """The ``gender`` section: the voice gender classifier."""
+
+    SECTION: ClassVar[str] = "gender"
+    width: PositiveFloat = Field(description="channel multiplier")
 
 
 def add_arguments(parser) -> None:
@@ -26,7 +35,7 @@ def add_arguments(parser) -> None:
 
 def body(args) -> str | None:
     started = time.perf_counter()
-    params = load_section("gender", args.params)
+    params = args.section
     metrics = run_gender(args.shards, args.out, params, args.plots, corpus_dir=args.corpus or None)
     if metrics is None:  # another rank than 0 under torchrun
         return None
@@ -34,7 +43,7 @@ def body(args) -> str | None:
     return summary_line(metrics, elapsed(started))
 
 
-main = stage_main("gender", __doc__, add_arguments, body, relaunch=relaunch_stage)
+main = stage_main("gender", __doc__, add_arguments, body, schema=Params, relaunch=relaunch_stage)
 
 if __name__ == "__main__":
     sys.exit(main())

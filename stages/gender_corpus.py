@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import ClassVar
 
-from pipeline.common.params import load_section
+from pipeline.common.schema import Field, NonNegativeInt, PathText, Section, Seed
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.data.gender_corpus import build_gender_corpus_manifest
 from pipeline.data.manifest import ManifestConfig, summary_line, write_manifest
+
+
+class Params(Section):
+    """The ``gender_corpus`` section: the separately labelled corpus of the voice gender classifier."""
+
+    SECTION: ClassVar[str] = "gender_corpus"
+    csv: PathText = Field(description='AVSpeech-format CSV of the corpus ("" = none)')
+    labels: PathText = Field(description='its labels CSV; required with csv')
+    media: PathText = Field(description="directory holding the CSV, labels and local clips (a DVC dependency)")
+    seed: Seed
+    test_fraction: float = Field(ge=0, lt=1, description="fraction of speakers (or videos) in the test split")
+    limit: NonNegativeInt = Field(description="0 = all rows; N = a deterministic subset of N rows")
 
 
 def add_arguments(parser) -> None:
@@ -25,7 +38,7 @@ def add_arguments(parser) -> None:
 
 def body(args) -> str:
     started = time.perf_counter()
-    cfg = ManifestConfig.from_params(load_section("gender_corpus", args.params), section="gender_corpus")
+    cfg = ManifestConfig.from_params(args.section, section="gender_corpus")
     result = build_gender_corpus_manifest(args.csv, args.labels, cfg)
     write_manifest(result, args.out, args.metrics or None)
     if not result.counts["configured"]:
@@ -34,7 +47,7 @@ def body(args) -> str:
     return f"gender_corpus: {summary_line(result.counts)} in {elapsed(started)} -> {args.out}"
 
 
-main = stage_main("gender_corpus", __doc__, add_arguments, body)
+main = stage_main("gender_corpus", __doc__, add_arguments, body, schema=Params)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,10 +8,23 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from typing import ClassVar
 
-from pipeline.common.params import load_section
+from pipeline.common.schema import Field, NonNegativeInt, PathText, Section, Seed
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.data.manifest import ManifestConfig, build_manifest, read_labels, summary_line, write_manifest
+
+
+class Params(Section):
+    """The ``manifest`` section: the CSV, its labels and the speaker split."""
+
+    SECTION: ClassVar[str] = "manifest"
+    csv: PathText = Field(description="AVSpeech-format CSV (youtube_id|url|path,start,end,x,y)")
+    labels: PathText = Field(description='labels CSV ("" = none)')
+    media: PathText = Field(description="directory holding the CSV, labels and local clips (a DVC dependency)")
+    seed: Seed
+    test_fraction: float = Field(ge=0, lt=1, description="fraction of speakers (or videos) in the test split")
+    limit: NonNegativeInt = Field(description="0 = all rows; N = a deterministic subset of N rows")
 
 
 def add_arguments(parser) -> None:
@@ -23,7 +36,7 @@ def add_arguments(parser) -> None:
 
 def body(args) -> str:
     started = time.perf_counter()
-    cfg = ManifestConfig.from_params(load_section("manifest", args.params))
+    cfg = ManifestConfig.from_params(args.section)
     problems: Counter = Counter()  # bad label rows are counted and left out, not fatal
     labels = read_labels(args.labels, problems) if args.labels else None
     result = build_manifest(args.csv, labels, cfg, label_problems=problems, labels_path=args.labels)
@@ -31,7 +44,7 @@ def body(args) -> str:
     return f"manifest: {summary_line(result.counts)} in {elapsed(started)} -> {args.out}"
 
 
-main = stage_main("manifest", __doc__, add_arguments, body)
+main = stage_main("manifest", __doc__, add_arguments, body, schema=Params)
 
 if __name__ == "__main__":
     sys.exit(main())

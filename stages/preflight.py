@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import sys
 
+from pipeline.arspm.variants import VARIANTS
 from pipeline.common.io import atomic_write_bytes
 from pipeline.common.params import load_section, require
 from pipeline.common.stage import stage_main
-from pipeline.data.preflight import check_gender_labels
+from pipeline.data.preflight import PreflightError, check_gender_labels
 
 
 def add_arguments(parser) -> None:
@@ -23,6 +24,10 @@ def body(args) -> str:
     require(manifest, "labels", section="manifest")
     corpus = load_section("gender_corpus", args.params)
     require(corpus, "labels", section="gender_corpus")
+    unknown = [v for v in variants["variants"] if v not in VARIANTS]
+    if not isinstance(variants["variants"], list) or not variants["variants"] or unknown:
+        raise PreflightError(f"params key 'train_encoder.variants' = {variants['variants']!r} is not allowed: it "
+                             f"must be a non-empty list of {', '.join(VARIANTS)}")
     checked = check_gender_labels([str(v) for v in variants["variants"]], str(manifest["labels"] or ""),
                                   str(corpus["labels"] or ""))
     # Constant content: a passed check never makes the manifest stage rerun.

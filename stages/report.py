@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 import sys
+from typing import ClassVar
 
-from pipeline.common.params import load_section
+from pipeline.common.schema import Field, PositiveInt, Section
 from pipeline.common.stage import stage_main
 from pipeline.evaluation.report import write_report
+
+
+class Params(Section):
+    """The ``report`` section: Table 4 and the figures."""
+
+    SECTION: ClassVar[str] = "report"
+    grid_columns: PositiveInt = Field(description="test speakers per row of Figure 6")
 
 
 def add_arguments(parser) -> None:
@@ -15,12 +23,12 @@ def add_arguments(parser) -> None:
 
 
 def body(args) -> str:
-    params = load_section("report", args.params)
+    params = args.section
     written = write_report(args.eval, args.out, params, args.eval_decoder)
     return f"report: {len(written)} files -> {args.out} ({', '.join(p.name for p in written)})"
 
 
-main = stage_main("report", __doc__, add_arguments, body)
+main = stage_main("report", __doc__, add_arguments, body, schema=Params)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,11 +3,26 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import ClassVar, Literal
 
 from pipeline.arspm.train_decoder import train_decoder
-from pipeline.common.params import load_section
+from pipeline.common.schema import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.training.distributed import relaunch_stage
+from pipeline.training.params import TrainingKeys
+
+
+class Params(TrainingKeys):
+    """The ``train_decoder`` section: the face decoder FD."""
+
+    SECTION: ClassVar[str] = "train_decoder"
+    faces: Literal["corpus", "shards", "both"] = Field(description="the faces FD trains on")
+    width: PositiveFloat = Field(description="FD's channel multiplier (paper 1.0)")
+    first_map: NonNegativeInt = Field(description="side of fc2's first map; 0 = image_size / 32")
+    fc1_dim: PositiveInt = Field(description="fc1 width (paper 1000)")
+    alpha: float = Field(ge=0, le=1, description="weight of 1 - MS-SSIM against the Gaussian-weighted L1")
+    msssim_win_size: int = Field(ge=1, description="MS-SSIM window, pixels (odd; paper 11)")
+    cos_weight: NonNegativeFloat = Field(description="weight of the face encoder's cosine term")
 
 
 def add_arguments(parser) -> None:
@@ -19,14 +34,14 @@ def add_arguments(parser) -> None:
 
 def body(args) -> str:
     start = time.perf_counter()
-    params = load_section("train_decoder", args.params)
+    params = args.section
     m = train_decoder(args.corpus, args.shards, args.features, args.face_encoder, args.out, args.metrics,
                       args.plots, params)
     return (f"train_decoder: {m['epochs']} epochs x {m['samples_per_epoch']} samples, loss "
             f"{m['first_epoch_loss']:.4f} -> {m['final']['loss']:.4f} in {elapsed(start)} -> {args.out}")
 
 
-main = stage_main("train_decoder", __doc__, add_arguments, body, relaunch=relaunch_stage)
+main = stage_main("train_decoder", __doc__, add_arguments, body, schema=Params, relaunch=relaunch_stage)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-DOCS = ("README.md", "docs/stages.md", "docs/operations.md", "docs/results.md", "docs/design.md", "docs/contracts.md")
+DOCS = ("README.md", "docs/stages.md", "docs/params.md", "docs/operations.md", "docs/results.md", "docs/design.md", "docs/contracts.md")
 
 
 def _leaf_keys(section: dict, prefix: str = "") -> list[str]:
@@ -77,3 +77,10 @@ def test_relative_links_resolve(repo_root: Path) -> None:
             if resolved.is_relative_to(repo_root / "reports"):  # written by make demo
                 continue
             assert resolved.exists(), f"{name} links to {target}, which does not exist"
+
+
+def test_the_params_reference_is_generated_from_the_schemas(repo_root: Path) -> None:
+    from pipeline.ops.params_check import reference
+
+    assert (repo_root / "docs" / "params.md").read_text(encoding="utf-8") == reference(repo_root), \
+        "docs/params.md is stale: run `make deps` (python -m pipeline.ops.params_check --docs docs/params.md)"

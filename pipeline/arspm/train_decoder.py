@@ -95,9 +95,10 @@ def train_decoder(corpus_dir: str | Path, shards_dir: str | Path, features_dir: 
 
     run_id = fingerprint({"params": params, "config": config})
     history = fit(model, dataset, step, params, out, plots_dir, run_id, "train_decoder", device)
-    save_final(out, model, ARCH_DECODER, config, {"feature_relu": feature_relu(features_dir), "history": history})
     metrics = {**summary_metrics(history), "feature_dim": dim, "image_size": image_size, "faces": faces,
                **run_settings(params)}
+    # after the metrics: a run that fails there saves no model
+    save_final(out, model, ARCH_DECODER, config, {"feature_relu": feature_relu(features_dir), "history": history})
     if current().main:
         write_json(metrics_path, metrics)
     return metrics

@@ -64,10 +64,10 @@ def train_encoder(variant_name: str, shards_dir: str | Path, features_dir: str |
     history = fit(model, dataset, step, params, out, plots_dir, run_id, f"train_encoder[{variant.name}]", device,
                   bn_forward=lambda batch: model(spec_batch(batch, device, channels_last=True),
                                                  select_prior(batch["key"])))
-    save_final(out, model, ARCH_ENCODER, config,
-            {"variant": variant.name, "prior": variant.prior, "subset": variant.subset,
-             "feature_relu": feature_relu(features_dir), "history": history})
     metrics = {**summary_metrics(history), "variant": variant.name, "feature_dim": dim, **run_settings(params)}
+    save_final(out, model, ARCH_ENCODER, config,  # after the metrics: a run that fails there saves no model
+               {"variant": variant.name, "prior": variant.prior, "subset": variant.subset,
+                "feature_relu": feature_relu(features_dir), "history": history})
     if current().main:
         write_json(metrics_path, metrics)
     return metrics

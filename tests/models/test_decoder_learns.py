@@ -5,6 +5,7 @@ input scores an L1 ratio near 1 and a diversity near 0, and fails."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -24,6 +25,7 @@ def _faces() -> torch.Tensor:
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255.0)
 
 
+@pytest.mark.slow
 def test_decoder_with_demo_settings_reconstructs_faces_better_than_their_mean() -> None:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["train_decoder"]
     torch.manual_seed(0)

@@ -265,6 +265,16 @@ def test_unknown_params_key_is_refused(project: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_bad_override_stops_its_stage_with_one_sentence(project: Path) -> None:
+    """``dvc exp run -S`` values reach the stage through params.yaml and its schema, like every other value."""
+    proc = run_dvc(project, "exp", "run", "-S", "priors.n=abc")
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "priors: error: params key 'priors.n' = 'abc' is not allowed: it must be a valid integer" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.slow
 def test_prior_n_larger_than_train_set_uses_all_and_says_so(project: Path) -> None:
     write_params(project, {"priors": {"n": 1000}})
     proc = run_dvc(project, "repro", "--single-item", "priors")

@@ -13,7 +13,7 @@ import pytest
 from pipeline.data.sample.generate import SampleConfig, generate_sample
 
 REPO = Path(__file__).resolve().parents[2]
-PARAMS = "manifest:\n  csv: unused\n  labels: unused\n  seed: 0\n  test_fraction: 0.3\n  limit: 0\n"
+PARAMS = "manifest:\n  csv: unused\n  labels: unused\n  media: unused\n  seed: 0\n  test_fraction: 0.3\n  limit: 0\n"
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

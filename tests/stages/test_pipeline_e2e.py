@@ -18,6 +18,9 @@ import pytest
 from pipeline.testing.project import TINY_PARAMS, run_dvc, shared_tiny_run, tool_env
 
 VARIANTS = TINY_PARAMS["train_encoder"]["variants"]
+# One worker runs these: the tiny DAG is run once per session behind a file lock, and a second worker would only
+# wait on it (make test-fast: the other worker meanwhile runs everything else)
+pytestmark = pytest.mark.xdist_group("tiny_run")
 
 
 @pytest.fixture(scope="module")
