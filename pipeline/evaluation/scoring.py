@@ -103,22 +103,6 @@ def chance_recall(k: int, n: int) -> float:
     return min(int(k), n) / n
 
 
-def nearest_prior_gender(features: np.ndarray, male: np.ndarray, female: np.ndarray) -> np.ndarray:
-    """Gender ``'M'``/``'F'`` of each feature row by the nearer (Euclidean) of the male and female priors.
-
-    This is a nearest-class-mean probe in face-feature space: the priors are the mean face features of each
-    gender, so it needs nothing beyond the priors stage.
-    """
-    features = np.atleast_2d(np.asarray(features, dtype=np.float64))
-    male = np.asarray(male, dtype=np.float64).reshape(1, -1)
-    female = np.asarray(female, dtype=np.float64).reshape(1, -1)
-    if features.shape[1] != male.shape[1] or male.shape != female.shape:
-        raise ScoringError(f"feature dim {features.shape[1]} does not match the priors' {male.shape[1]}")
-    d_male = ((features - male) ** 2).sum(axis=1)
-    d_female = ((features - female) ** 2).sum(axis=1)
-    return np.where(d_male <= d_female, "M", "F")
-
-
 def agreement(predicted: Sequence[str], labels: Sequence[str | None]) -> tuple[float | None, int]:
     """Fraction of labelled samples (label not None) whose prediction equals the label, and how many there were."""
     pairs = [(p, l) for p, l in zip(predicted, labels) if l in ("M", "F")]

@@ -225,6 +225,8 @@ def check(root: Path) -> list[str]:
             problems.append(f"{name} lists {', '.join(extra)} but does not run them")
         if folders:
             problems.append(f"{name} lists {', '.join(folders)}, which is not a file (list the files it runs)")
+    for cycle in find_cycles(import_graph(root)):  # a cycle makes a layer's closure drag in the whole loop
+        problems.append(f"import cycle: {' -> '.join(cycle)} (break it: see docs/design.md, Layers)")
     return problems
 
 

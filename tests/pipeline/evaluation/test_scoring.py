@@ -46,11 +46,6 @@ def test_shape_errors_are_clear():
         M.recall_at_k(np.array([]), [1])
 
 
-def test_gender_probe_and_agreement():
-    male, female = np.zeros(4), np.ones(4)
-    pred = M.nearest_prior_gender(np.array([[0.1] * 4, [0.9] * 4]), male, female)
-    assert list(pred) == ["M", "F"]
+def test_agreement():
     assert M.agreement(["M", "F", "M"], ["M", "M", None]) == (0.5, 2)
     assert M.agreement(["M"], [None]) == (None, 0)
-    with pytest.raises(M.ScoringError):
-        M.nearest_prior_gender(np.zeros((1, 3)), male, female)

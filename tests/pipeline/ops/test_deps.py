@@ -106,3 +106,12 @@ def test_a_cmd_that_is_not_python_m_is_refused_in_one_sentence() -> None:
     with pytest.raises(deps.DepsError, match="does not run 'python -m <module>'"):
         deps.entry_module({"cmd": "bash run.sh"})
     assert deps.entry_module({"cmd": "python -m stages.report --out reports"}) == "stages.report"
+
+
+def test_check_reports_an_import_cycle(repo_root: Path, tmp_path: Path) -> None:
+    root = _code_tree(repo_root, tmp_path)
+    errors = root / "pipeline" / "common" / "errors.py"  # params imports errors; now errors imports params too
+    errors.write_text(errors.read_text() + "\n\ndef _loop():\n    from pipeline.common import params  # noqa: F401\n")
+    cycles = [p for p in deps.check(root) if p.startswith("import cycle:")]
+    assert cycles == ["import cycle: pipeline/common/errors.py -> pipeline/common/params.py (break it: see "
+                      "docs/design.md, Layers)"]
