@@ -11,22 +11,15 @@ import sys
 import time
 from typing import ClassVar
 
-from pipeline.common.schema import Field, NonNegativeInt, PathText, Section, Seed
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.data.gender_corpus import build_gender_corpus_manifest
-from pipeline.data.manifest import ManifestConfig, summary_line, write_manifest
+from pipeline.data.manifest import ManifestConfig, ManifestKeys, summary_line, write_manifest
 
 
-class Params(Section):
+class Params(ManifestKeys):
     """The ``gender_corpus`` section: the separately labelled corpus of the voice gender classifier."""
 
     SECTION: ClassVar[str] = "gender_corpus"
-    csv: PathText = Field(description='AVSpeech-format CSV of the corpus ("" = none)')
-    labels: PathText = Field(description='its labels CSV; required with csv')
-    media: PathText = Field(description="directory holding the CSV, labels and local clips (a DVC dependency)")
-    seed: Seed
-    test_fraction: float = Field(ge=0, lt=1, description="fraction of speakers (or videos) in the test split")
-    limit: NonNegativeInt = Field(description="0 = all rows; N = a deterministic subset of N rows")
 
 
 def add_arguments(parser) -> None:

@@ -10,21 +10,21 @@ import time
 from collections import Counter
 from typing import ClassVar
 
-from pipeline.common.schema import Field, NonNegativeInt, PathText, Section, Seed
 from pipeline.common.stage import elapsed, stage_main
-from pipeline.data.manifest import ManifestConfig, build_manifest, read_labels, summary_line, write_manifest
+from pipeline.data.manifest import (
+    ManifestConfig,
+    ManifestKeys,
+    build_manifest,
+    read_labels,
+    summary_line,
+    write_manifest,
+)
 
 
-class Params(Section):
+class Params(ManifestKeys):
     """The ``manifest`` section: the CSV, its labels and the speaker split."""
 
     SECTION: ClassVar[str] = "manifest"
-    csv: PathText = Field(description="AVSpeech-format CSV (youtube_id|url|path,start,end,x,y)")
-    labels: PathText = Field(description='labels CSV ("" = none)')
-    media: PathText = Field(description="directory holding the CSV, labels and local clips (a DVC dependency)")
-    seed: Seed
-    test_fraction: float = Field(ge=0, lt=1, description="fraction of speakers (or videos) in the test split")
-    limit: NonNegativeInt = Field(description="0 = all rows; N = a deterministic subset of N rows")
 
 
 def add_arguments(parser) -> None:

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_path, file_sha256, write_json
+from pipeline.common.schema import Field, NonNegativeInt, PathText, Section, Seed
 
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -56,6 +57,18 @@ REJECT_SCHEMA = pa.schema([("row", pa.int64()), ("line", pa.string()), ("reason"
 
 class ManifestError(PipelineError, ValueError):
     """The input cannot give a manifest at all (missing/empty CSV, nothing usable, malformed labels)."""
+
+
+
+class ManifestKeys(Section):
+    """The keys of a manifest-building section (``manifest``, and ``gender_corpus`` for its own corpus)."""
+
+    csv: PathText = Field(description='AVSpeech-format CSV (youtube_id|url|path,start,end,x,y; "" = none)')
+    labels: PathText = Field(description='labels CSV (video_id,speaker_id,gender,...; "" = none)')
+    media: PathText = Field(description="directory holding the CSV, labels and local clips (a DVC dependency)")
+    seed: Seed
+    test_fraction: float = Field(ge=0, lt=1, description="fraction of speakers (or videos) in the test split")
+    limit: NonNegativeInt = Field(description="0 = all rows; N = a deterministic subset of N rows")
 
 
 @dataclass(frozen=True)
