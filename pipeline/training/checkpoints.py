@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -89,23 +89,34 @@ def load_checkpoint(path: str | Path, expected_arch: str | None = None,
     """Rebuild the model a checkpoint describes and load its weights; returns ``(model in eval mode, header)``."""
     from models import ModelConfigError, build_model  # models import no pipeline code; keep the edge one-way
 
+    def build(header: dict[str, Any]) -> nn.Module:
+        arch = header["arch"]
+        if expected_arch is not None and arch != expected_arch:
+            raise CheckpointError(f"checkpoint {path} holds a {arch!r} model, expected {expected_arch!r}")
+        try:
+            return build_model(arch, header.get("config") or {})
+        except ModelConfigError as exc:
+            raise CheckpointError(f"checkpoint {path}: {exc}") from exc
+
+    return load_built(path, build, map_location)
+
+
+def load_built(path: str | Path, build: Callable[[dict[str, Any]], nn.Module],
+               map_location: Any = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Load a checkpoint into the module ``build(header)`` makes (it may refuse the header with one sentence):
+    the model families build theirs from their own code, not from ``models``' registry. Returns ``(model in eval
+    mode, header)``; weights that do not fit the built module are refused in one sentence."""
     raw = _load_raw(path, map_location)
     header = dict(raw["header"])
-    arch = header["arch"]
-    if expected_arch is not None and arch != expected_arch:
-        raise CheckpointError(f"checkpoint {path} holds a {arch!r} model, expected {expected_arch!r}")
-    try:
-        model = build_model(arch, header.get("config") or {})
-    except ModelConfigError as exc:
-        raise CheckpointError(f"checkpoint {path}: {exc}") from exc
+    model = build(header)
     own = model.state_dict()
     state = raw["state_dict"]
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or bad:
-        raise CheckpointError(f"checkpoint {path} does not fit its {arch} config: missing {missing or 'none'}, "
-                              f"unexpected {unexpected or 'none'}, wrong shape {bad or 'none'}")
+        raise CheckpointError(f"checkpoint {path} does not fit its {header['arch']} config: missing "
+                              f"{missing or 'none'}, unexpected {unexpected or 'none'}, wrong shape {bad or 'none'}")
     model.load_state_dict(state, strict=True)
     if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
         model.to(map_location)

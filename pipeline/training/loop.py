@@ -9,6 +9,11 @@ scheduler + epoch + history) next to the output, so an interrupted run continues
 DistributedDataParallel, each rank reads its own part of every epoch (a stride of the samples, or whole shards:
 ``rank_split``), and rank 0 alone writes. Mixed precision
 (``precision``: fp32 | bf16 | fp16) is autocast, with a GradScaler for fp16.
+
+GANs use the same loop: a :class:`Critic` (the discriminators, with their own Adam) is trained in turn with the
+model, after each of its steps, on what the model's step left in the batch (sg2im's and SF2F's order: generator
+first, then the discriminators on the same detached fakes). A ``steps`` param bounds the run by optimiser steps
+instead of whole epochs (the families' demo shares are numbers of steps).
 """
 from __future__ import annotations
 
@@ -96,6 +101,34 @@ def autocast_dtype(params: dict[str, Any]) -> torch.dtype | None:
     return PRECISIONS[precision]
 
 
+@dataclass
+class Critic:
+    """A second network trained in turn with the model: a GAN's discriminators.
+
+    ``step(batch, critic)`` returns the critic's loss (with graph) and its parts; it runs after the model's step
+    on the same batch, so the model's step can leave what the critic needs in it (the detached fakes). ``params``
+    holds the critic's Adam and schedule keys (``lr``, ``beta1``, ``eps``, ``lr_decay``, ``lr_decay_every``).
+    While the model's step runs, the critic's parameters take no gradient.
+    """
+
+    model: torch.nn.Module
+    step: Callable[[dict, torch.nn.Module], tuple[torch.Tensor, dict[str, float]]]
+    params: dict[str, Any]
+
+
+def planned_epochs(params: dict[str, Any], dataset) -> tuple[int, int | None]:
+    """``(epochs, steps)`` of a run: ``params['epochs']``, or, with ``steps`` > 0, as many epochs as ``steps``
+    optimiser steps need (the last one cut short), batches of fewer than two samples not counted."""
+    steps = int(params.get("steps", 0) or 0)
+    if steps <= 0:
+        return int(params["epochs"]), None
+    batch = int(params["batch_size"])
+    per_epoch = dataset.count() // batch + (1 if dataset.count() % batch >= 2 else 0)
+    if per_epoch == 0:
+        raise TrainingError("no training samples (empty split or subset)")
+    return -(-steps // per_epoch), steps
+
+
 def fit(
     model: torch.nn.Module,
     dataset,
@@ -107,6 +140,7 @@ def fit(
     desc: str,
     device: torch.device | None = None,
     bn_forward: Callable[[dict], Any] | None = None,
+    critic: Critic | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` for ``params['epochs']`` epochs over ``dataset``; returns per-epoch mean losses.
 
@@ -117,7 +151,8 @@ def fit(
     non-blocking copies when ``device`` is CUDA. Resumes from the state beside ``out`` when it matches
     ``run_fingerprint``; writes one dvclive step per epoch. After the last epoch the BatchNorm running statistics
     are recomputed from the final weights (``recalibrate_batchnorm``) with ``bn_forward(batch)`` (default: ``step``
-    on the unwrapped model).
+    on the unwrapped model). ``critic``: discriminators trained after every step of the model (:class:`Critic`);
+    their parts are logged with a ``d_`` prefix. ``params['steps']`` > 0 stops after that many steps.
     """
     from pipeline.data.datasets import make_loader
     from pipeline.training import distributed
@@ -127,7 +162,11 @@ def fit(
     amp_dtype = autocast_dtype(params)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     optimizer, scheduler = make_optimizer(model, params)
-    epochs = int(params["epochs"])
+    critic_optimizer, critic_scheduler = make_optimizer(critic.model, critic.params) if critic else (None, None)
+    if critic is not None and rank.distributed:
+        raise TrainingError(f"{desc}: adversarial training runs in one process (set nproc: 1)")
+    epochs, max_steps = planned_epochs(params, dataset)
+    done_steps = 0
     resume = resume_path_for(out)
     history: list[dict[str, float]] = []
     start = 0
@@ -139,7 +178,12 @@ def fit(
             scheduler.load_state_dict(state["scheduler"])
             if state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
+            if critic is not None:
+                critic.model.load_state_dict(state["critic"])
+                critic_optimizer.load_state_dict(state["critic_optimizer"])
+                critic_scheduler.load_state_dict(state["critic_scheduler"])
             start = int(state["epoch"])
+            done_steps = int(state.get("steps", 0))
             history = [dict(h) for h in state["history"]]
             print(f"resuming {desc} from epoch {start} ({resume.name})", file=sys.stderr)
         else:
@@ -176,12 +220,27 @@ def fit(
             if n < 2:  # BatchNorm cannot train on a single sample; the last tiny batch is skipped
                 skipped += n
                 continue
+            if max_steps is not None and done_steps >= max_steps:
+                break
+            if critic is not None:
+                critic.model.requires_grad_(False)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss, parts = step(batch, net)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if critic is not None:
+                critic.model.requires_grad_(True)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    critic_loss, critic_parts = critic.step(batch, critic.model)
+                critic_optimizer.zero_grad(set_to_none=True)
+                scaler.scale(critic_loss).backward()
+                scaler.step(critic_optimizer)
+                scaler.update()
+                parts = {**parts, "d_loss": float(critic_loss.detach()),
+                         **{f"d_{k}": v for k, v in critic_parts.items()}}
+            done_steps += 1
             running.update({"loss": float(loss.detach()), **parts}, n)
         if running.count == 0:
             if skipped:
@@ -189,12 +248,14 @@ def fit(
                                     f"more (add data, or drop this variant)")
             raise TrainingError(f"{desc}: no training samples (empty split or subset)")
         row = {"epoch": epoch + 1, "lr": float(optimizer.param_groups[0]["lr"]), "samples": running.count,
-               **running.means()}
+               **({"steps": done_steps} if max_steps is not None else {}), **running.means()}
         if rank.distributed:  # epoch means over every rank's samples (each rank holds only its own sums)
-            names = sorted(k for k in row if k not in ("epoch", "lr", "samples"))
+            names = sorted(k for k in row if k not in ("epoch", "lr", "samples", "steps"))
             summed = distributed.all_sum([running.count] + [row[k] * running.count for k in names], device)
             row.update(samples=int(summed[0]), **{k: v / summed[0] for k, v in zip(names, summed[1:])})
         scheduler.step()
+        if critic_scheduler is not None:
+            critic_scheduler.step()
         history.append(row)
         if rank.main:
             _log_epoch(live, row)
@@ -203,7 +264,10 @@ def fit(
                 torch.save({"fingerprint": run_fingerprint, "model": model.state_dict(),
                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                            "epoch": epoch + 1, "history": history}, tmp)
+                            "epoch": epoch + 1, "steps": done_steps, "history": history,
+                            **({"critic": critic.model.state_dict(),
+                                "critic_optimizer": critic_optimizer.state_dict(),
+                                "critic_scheduler": critic_scheduler.state_dict()} if critic else {})}, tmp)
         _kill_point(rank.rank, epoch + 1, resume)
     # Running BatchNorm statistics from the final weights (see recalibrate_batchnorm), in a fixed order, over the
     # whole split, by rank 0 alone: only its checkpoint is written.
@@ -252,7 +316,10 @@ def recalibrate_batchnorm(model: torch.nn.Module, batches: Iterable[Any], forwar
     two samples are skipped, like in training). Returns the number of batches used; the model is left in
     eval mode.
     """
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    # a frozen part of the model (its BatchNorm's affine parameters take no gradient, like SF2F's encoder while its
+    # fuser trains) keeps the statistics it was trained with
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             and (not m.affine or any(p.requires_grad for p in m.parameters(recurse=False)))]
     if not norms:
         return 0
     momenta = {m: m.momentum for m in norms}
@@ -282,7 +349,7 @@ def _batch_len(batch: Any) -> int:
 
 def _log_epoch(live, row: dict[str, float]) -> None:
     for name, value in sorted(row.items()):
-        if name in ("epoch", "samples"):
+        if name in ("epoch", "samples", "steps"):
             continue
         live.log_metric(name if name == "lr" else f"train/{name}", float(value))
     live.next_step()
@@ -298,7 +365,7 @@ def summary_metrics(history: list[dict[str, float]]) -> dict[str, Any]:
         "epochs": len(history),
         "samples_per_epoch": int(last["samples"]),
         "first_epoch_loss": float(history[0]["loss"]),
-        "final": {k: float(v) for k, v in last.items() if k not in ("epoch", "samples")},
+        "final": {k: float(v) for k, v in last.items() if k not in ("epoch", "samples", "steps")},
         "loss_curve": [float(h["loss"]) for h in history],
     }
 
@@ -321,3 +388,17 @@ def save_final(out: str | Path, model, arch: str, config: dict, extra: dict, res
     resume = resume_path_for(resume_of if resume_of is not None else out)
     if resume.exists():
         resume.unlink()
+
+
+def write_cost(path: str | Path, started: float, parameters: dict[str, int] | None = None) -> dict[str, Any]:
+    """A training stage's cost file: its wall seconds since ``started`` (``time.perf_counter()``) and its networks'
+    parameters. Kept apart from the stage's metrics, so that those stay byte-identical from the same seed. Under
+    torchrun rank 0 alone writes it."""
+    import time
+
+    from pipeline.common.io import write_json
+
+    cost = {"train_seconds": round(time.perf_counter() - started, 3), "parameters": dict(parameters or {})}
+    if current().main:
+        write_json(path, cost)
+    return cost
