@@ -25,6 +25,7 @@ MODULES: dict[str, str] = {
     "speech_encoder": "models.encoder",
     "voice_gender": "models.gender",
     "attribute_probe": "models.probe",
+    "judge_resnet": "models.judge",
 }
 
 #: architecture name -> class, for the model modules imported so far

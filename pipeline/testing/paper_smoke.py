@@ -44,6 +44,8 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "gender": {"epochs": 1},
     "train_decoder": {"epochs": 1},
     "attribute_probe": {"epochs": 1, "val_fraction": 0.25},
+    "judge_corpus": {"n_identities": 8, "images_per_identity": 2, "frame_size": 256},  # framed as face_corpus
+    "judge": {"val_fraction": 0.3},  # dlib's judge (paper.yaml), measured on 3 held-out identities
     "train_encoder": {"epochs": 1},
     "evaluate_decoder": {"figure_columns": 4},
 }

@@ -8,14 +8,19 @@ position, then cropped exactly as ``preprocess`` crops the sample's frames (the 
 ``center_box`` x frame height, ``margin`` around it, Lanczos to ``image_size``). No voice is synthesised.
 
 Identities never overlap the speech sample's speakers: identity ``i`` is ``make_speaker(seed, OFFSET + i)``,
-an RNG stream the sample never uses, so the test speakers stay unseen by every face model.
+an RNG stream the sample never uses, so the test speakers stay unseen by every face model. The judge corpus
+(``judge_corpus``: the identities only the judge trains on) is the same corpus drawn at ``JUDGE_OFFSET``, a band of
+generator indices neither the sample nor the face corpus reaches (``pipeline.data.corpus_index``); its identities
+are named ``judge00000``, ...
 
 Layout of ``out_dir`` (WebDataset, readable with ``pipeline.data.shards.iter_samples`` and ``SplitDataset``)::
 
     train-000000.tar      {key}.face.jpg + {key}.meta.json per image
     train-000000.stats.json   written last: the shard is complete
-    identities.json       every identity's attributes
-    meta.json             the corpus settings and counts
+    identities.json       every identity's attributes (+ ``generator_index`` at an offset other than OFFSET)
+    meta.json             the corpus settings and counts (+ ``generator``: seed, offset and index range, at an
+                          offset other than OFFSET; at OFFSET nothing is added, so the face corpus's files stay
+                          byte-identical to those written before the offset was an argument)
 
 ``meta.json`` of an image: ``key``, ``speaker_id`` (the identity), ``split`` and the attributes of
 :data:`ATTRIBUTES` (``gender``, ``age_group``, ``skin``, ``hair``, ``glasses``, ``beard``).
@@ -32,12 +37,13 @@ from tqdm import tqdm
 
 from pipeline.common.io import write_json
 from pipeline.data.attributes import ATTRIBUTES, HAIR_NAMES, CorpusError
+from pipeline.data.corpus_index import BAND, JUDGE_OFFSET, OFFSET, generator_record
 from pipeline.data.sample.face import draw_face, make_background, render_frames
 from pipeline.data.sample.identity import SHIRT_COLOURS, Speaker, make_speaker
 
-#: identity i of the corpus is speaker OFFSET + i of the generator (the speech sample uses 0 .. n_speakers-1)
-OFFSET = 1_000_000
 SPLIT = "train"
+#: identity id prefix of each corpus by its generator offset (another offset gets "id<offset>_")
+PREFIXES = {OFFSET: "face", JUDGE_OFFSET: "judge"}
 
 @dataclass(frozen=True)
 class CorpusConfig:
@@ -53,18 +59,19 @@ class CorpusConfig:
     shard_size: int = 1000
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "CorpusConfig":
+    def from_params(cls, params: Mapping[str, Any], section: str = "face_corpus") -> "CorpusConfig":
+        """The config of a params section (``face_corpus``, or ``judge_corpus``: the same keys)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(params) - names)
         if unknown:
-            raise CorpusError(f"unknown face_corpus params: {', '.join(unknown)}")
+            raise CorpusError(f"unknown {section} params: {', '.join(unknown)}")
         cfg = cls(**{k: type(getattr(cls, k))(v) for k, v in params.items()})
         if cfg.n_identities < 2 or cfg.images_per_identity < 1:
-            raise CorpusError("face_corpus needs n_identities >= 2 and images_per_identity >= 1")
+            raise CorpusError(f"{section} needs n_identities >= 2 and images_per_identity >= 1")
         if cfg.frame_size < 64 or cfg.image_size < 8 or cfg.shard_size < 1:
-            raise CorpusError("face_corpus needs frame_size >= 64, image_size >= 8 and shard_size >= 1")
+            raise CorpusError(f"{section} needs frame_size >= 64, image_size >= 8 and shard_size >= 1")
         if not 0 < cfg.center_box <= 1 or cfg.margin < 0:
-            raise CorpusError("face_corpus needs 0 < center_box <= 1 and margin >= 0")
+            raise CorpusError(f"{section} needs 0 < center_box <= 1 and margin >= 0")
         return cfg
 
 
@@ -75,8 +82,13 @@ def attributes_of(speaker: Speaker) -> dict[str, Any]:
             "glasses": bool(speaker.glasses), "beard": bool(speaker.beard)}
 
 
-def identity_id(index: int) -> str:
-    return f"face{index:05d}"
+def id_prefix(offset: int = OFFSET) -> str:
+    """Identity id prefix of a corpus drawn at ``offset``: ``face`` (the face corpus), ``judge`` (the judge's)."""
+    return PREFIXES.get(int(offset), f"id{int(offset)}_")
+
+
+def identity_id(index: int, offset: int = OFFSET) -> str:
+    return f"{id_prefix(offset)}{index:05d}"
 
 
 def render_image(cfg: CorpusConfig, speaker: Speaker, image: int) -> np.ndarray:
@@ -97,28 +109,48 @@ def render_image(cfg: CorpusConfig, speaker: Speaker, image: int) -> np.ndarray:
     return crop_face(frame, box, cfg.margin, cfg.image_size)
 
 
-def iter_identities(cfg: CorpusConfig) -> Iterator[tuple[str, Speaker]]:
+def iter_identities(cfg: CorpusConfig, offset: int = OFFSET) -> Iterator[tuple[str, Speaker]]:
     for i in range(cfg.n_identities):
-        yield identity_id(i), make_speaker(cfg.seed, OFFSET + i)
+        yield identity_id(i, offset), make_speaker(cfg.seed, offset + i)
 
 
-def render_identity(job: tuple[CorpusConfig, int]) -> list[bytes]:
-    """The encoded JPEG crops of one identity (module-level, so a process pool can run it)."""
+def render_identity(job: tuple[CorpusConfig, int] | tuple[CorpusConfig, int, int]) -> list[bytes]:
+    """The encoded JPEG crops of one identity, ``(cfg, index[, offset])`` (module-level, so a process pool can
+    run it)."""
     from pipeline.data.shards import encode_face
 
-    cfg, index = job
-    speaker = make_speaker(cfg.seed, OFFSET + index)
+    cfg, index, offset = (*job, OFFSET) if len(job) == 2 else job
+    speaker = make_speaker(cfg.seed, offset + index)
     return [encode_face(render_image(cfg, speaker, image)) for image in range(cfg.images_per_identity)]
 
 
+def check_band(cfg: CorpusConfig, offset: int, section: str = "face_corpus") -> None:
+    """CorpusError (one sentence) when the corpus's generator indices would leave its band (corpus_index)."""
+    if offset < OFFSET:
+        raise CorpusError(f"{section}: generator offset {offset:,} is below {OFFSET:,}, where the speech sample's "
+                          f"speakers are drawn")
+    if cfg.n_identities >= BAND:
+        raise CorpusError(f"{section}.n_identities = {cfg.n_identities:,} is too many: a corpus keeps below "
+                          f"{BAND:,} identities so that its generator indices ({offset:,}..."
+                          f"{offset + cfg.n_identities - 1:,}) never reach another corpus's band and overlap its "
+                          f"identities (use fewer than {BAND:,})")
+
+
 def generate_face_corpus(out_dir: str | Path, cfg: CorpusConfig, progress: bool = True,
-                         workers: int = 1) -> dict[str, Any]:
+                         workers: int = 1, offset: int = OFFSET, section: str = "face_corpus") -> dict[str, Any]:
     """Write the corpus (module docstring) into ``out_dir``; returns its counts. Same config → same bytes, for any
-    number of ``workers`` (processes drawing the identities; the shards are written here, in identity order)."""
+    number of ``workers`` (processes drawing the identities; the shards are written here, in identity order).
+
+    ``offset``: identity ``i`` is generator index ``offset + i`` (``OFFSET``: the face corpus; ``JUDGE_OFFSET``:
+    the judge corpus). Any offset other than ``OFFSET`` is recorded in meta.json and identities.json. ``section``
+    names the params section in messages."""
     from concurrent.futures import ProcessPoolExecutor
 
     from pipeline.data.shards import ShardWriter, encode_meta, shard_name
 
+    offset = int(offset)
+    check_band(cfg, offset, section)
+    recorded = offset != OFFSET
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in list(out_dir.glob(f"{SPLIT}-*")):  # a smaller corpus must not leave old shards behind
@@ -128,14 +160,14 @@ def generate_face_corpus(out_dir: str | Path, cfg: CorpusConfig, progress: bool 
     writer = None
     shard_index = 0
     written = 0
-    jobs = [(cfg, i) for i in range(cfg.n_identities)]
+    jobs = [(cfg, i, offset) for i in range(cfg.n_identities)]
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
     drawn = pool.map(render_identity, jobs, chunksize=8) if pool is not None else map(render_identity, jobs)
-    bar = tqdm(total=total, desc="face corpus", unit="image", disable=not progress)
+    bar = tqdm(total=total, desc=section.replace("_", " "), unit="image", disable=not progress)
     try:
-        for (ident, speaker), faces in zip(iter_identities(cfg), drawn):
+        for (ident, speaker), faces in zip(iter_identities(cfg, offset), drawn):
             attributes = attributes_of(speaker)
-            identities[ident] = attributes
+            identities[ident] = {**attributes, "generator_index": speaker.index} if recorded else attributes
             for image, face in enumerate(faces):
                 if writer is None:
                     writer = ShardWriter(out_dir / f"{shard_name(SPLIT, shard_index)}.tar")
@@ -156,8 +188,11 @@ def generate_face_corpus(out_dir: str | Path, cfg: CorpusConfig, progress: bool 
             pool.shutdown(cancel_futures=True)
     counts = {"identities": len(identities), "images": written, "shards": shard_index}
     write_json(out_dir / "identities.json", identities)
-    write_json(out_dir / "meta.json", {"config": dataclasses.asdict(cfg), "counts": counts,
-                                       "attributes": {k: list(v) for k, v in ATTRIBUTES.items()}})
+    meta: dict[str, Any] = {"config": dataclasses.asdict(cfg), "counts": counts,
+                            "attributes": {k: list(v) for k, v in ATTRIBUTES.items()}}
+    if recorded:
+        meta["generator"] = generator_record(cfg.seed, offset, cfg.n_identities, id_prefix(offset))
+    write_json(out_dir / "meta.json", meta)
     return counts
 
 

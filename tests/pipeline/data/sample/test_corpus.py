@@ -102,3 +102,109 @@ def test_stage_cli_writes_the_corpus_and_refuses_a_bad_key(tmp_path: Path) -> No
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "error:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------------- the generator offset
+
+#: SHA-256 of TINY's meta.json and identities.json as written before the offset was an argument: the face corpus's
+#: files must not change (DVC would rerun everything after face_corpus)
+TINY_JSON_SHA256 = {
+    "identities.json": "334584036b1c3983a0f0f290dd0b3a0f3fc288af6249b368d919d60ee674bc47",
+    "meta.json": "5b4c281ff57f71aaab925a75fcad102c50701c404408ac6f9b37a78ed2754888",
+}
+
+
+def test_the_default_offset_writes_the_face_corpus_bytes_as_before(corpus: Path, tmp_path: Path) -> None:
+    from pipeline.common.io import file_sha256
+
+    for name, digest in TINY_JSON_SHA256.items():
+        assert file_sha256(corpus / name) == digest, name
+    explicit = tmp_path / "explicit"
+    generate_face_corpus(explicit, TINY, progress=False, offset=OFFSET)
+    assert sorted(p.name for p in explicit.iterdir()) == sorted(p.name for p in corpus.iterdir())
+    for path in sorted(corpus.iterdir()):
+        assert (explicit / path.name).read_bytes() == path.read_bytes(), path.name
+    assert "generator" not in read_json(corpus / "meta.json")
+
+
+def test_a_judge_corpus_is_drawn_apart_and_records_its_generator_indices(corpus: Path, tmp_path: Path) -> None:
+    from pipeline.data.corpus_index import corpus_generator
+    from pipeline.data.sample.corpus import JUDGE_OFFSET, attributes_of
+
+    judge = tmp_path / "judge"
+    counts = generate_face_corpus(judge, TINY, progress=False, offset=JUDGE_OFFSET, section="judge_corpus")
+    assert counts == {"identities": 7, "images": 21, "shards": 3}
+    meta, identities = read_json(judge / "meta.json"), read_json(judge / "identities.json")
+    assert meta["generator"]["offset"] == JUDGE_OFFSET == 2_000_000
+    assert (meta["generator"]["first_index"], meta["generator"]["last_index"]) == (JUDGE_OFFSET, JUDGE_OFFSET + 6)
+    assert sorted(identities) == [f"judge{i:05d}" for i in range(7)]
+    assert identities["judge00003"]["generator_index"] == JUDGE_OFFSET + 3
+    assert {k: v for k, v in identities["judge00003"].items() if k != "generator_index"} == attributes_of(
+        make_speaker(TINY.seed, JUDGE_OFFSET + 3))
+    for sample in iter_samples(list_shards(judge, "train"), fields=["meta"]):
+        check_corpus_meta(sample["meta"], "judge")
+        assert sample["meta"]["speaker_id"].startswith("judge")
+    # read back from the files: the face corpus (nothing recorded: OFFSET) and the judge's, disjoint
+    face, drawn = corpus_generator(corpus), corpus_generator(judge)
+    assert face["recorded"] is False and face["offset"] == OFFSET
+    assert set(face["indices"].values()) == set(range(OFFSET, OFFSET + 7))
+    assert drawn["recorded"] is True and set(drawn["indices"].values()) == set(range(JUDGE_OFFSET, JUDGE_OFFSET + 7))
+    # the same people are not drawn twice: the crops differ from the face corpus's
+    a = next(iter_samples(list_shards(corpus, "train")[:1], fields=["face"]))["face"].astype(int)
+    b = next(iter_samples(list_shards(judge, "train")[:1], fields=["face"]))["face"].astype(int)
+    assert np.abs(a - b).mean() > 1
+
+
+def test_a_corpus_that_would_reach_the_next_band_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    from pipeline.data.sample.corpus import JUDGE_OFFSET
+
+    big = CorpusConfig(n_identities=1_000_000)
+    with pytest.raises(CorpusError, match=r"^judge_corpus\.n_identities = 1,000,000 is too many: .* indices "
+                                          r"\(2,000,000\.\.\.2,999,999\) never reach another corpus's band .*"
+                                          r"\(use fewer than 1,000,000\)$"):
+        generate_face_corpus(tmp_path / "big", big, progress=False, offset=JUDGE_OFFSET, section="judge_corpus")
+    with pytest.raises(CorpusError, match="speech sample's speakers"):
+        generate_face_corpus(tmp_path / "low", TINY, progress=False, offset=10)
+    assert not (tmp_path / "big").exists() and not (tmp_path / "low").exists()
+
+
+def test_unreadable_generator_records_are_one_sentence(corpus: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from pipeline.data.corpus_index import corpus_generator
+
+    with pytest.raises(CorpusError, match="not a finished face corpus"):
+        corpus_generator(tmp_path)
+    renamed = tmp_path / "renamed"
+    shutil.copytree(corpus, renamed)
+    identities = read_json(renamed / "identities.json")
+    identities["someone"] = identities.pop("face00000")
+    (renamed / "identities.json").write_text(json.dumps(identities))
+    with pytest.raises(CorpusError, match="records no generator offset"):
+        corpus_generator(renamed)
+
+
+def test_judge_corpus_stage_cli_draws_at_the_judge_offset_and_refuses_too_many_identities(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from pipeline.testing.project import REPO_ROOT, tool_env
+
+    section = {"seed": 0, "n_identities": 3, "images_per_identity": 1, "frame_size": 96, "image_size": 32,
+               "margin": 0.35, "center_box": 0.45, "shard_size": 10}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"judge_corpus": section}))
+    cmd = [sys.executable, "-m", "stages.judge_corpus", "--out", str(tmp_path / "out"), "--params", str(params)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 identities (generator indices 2,000,000..2,000,002)" in proc.stdout
+    assert read_json(tmp_path / "out" / "meta.json")["generator"]["offset"] == 2_000_000
+    params.write_text(yaml.safe_dump({"judge_corpus": {**section, "n_identities": 1_000_000}}))
+    proc = subprocess.run(cmd[:3] + ["--out", str(tmp_path / "big"), "--params", str(params)], cwd=REPO_ROOT,
+                          env=tool_env(), capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "judge_corpus.n_identities' = 1000000 is not allowed: it must be less than 1000000" in proc.stderr
+    assert not (tmp_path / "big").exists()
