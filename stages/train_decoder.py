@@ -9,6 +9,7 @@ from pipeline.arspm.train_decoder import train_decoder
 from pipeline.common.schema import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.training.distributed import relaunch_stage
+from pipeline.training.loop import write_cost
 from pipeline.training.params import TrainingKeys
 
 
@@ -28,7 +29,7 @@ class Params(TrainingKeys):
 def add_arguments(parser) -> None:
     parser.add_argument("--corpus", required=True, help="face-image corpus (stage face_corpus)")
     parser.add_argument("--shards", required=True, help="shards (stage preprocess), for train_decoder.faces: shards or both")
-    for name in ("features", "face-encoder", "out", "metrics", "plots"):
+    for name in ("features", "face-encoder", "out", "metrics", "cost", "plots"):
         parser.add_argument(f"--{name}", required=True)
 
 
@@ -37,6 +38,7 @@ def body(args) -> str:
     params = args.section
     m = train_decoder(args.corpus, args.shards, args.features, args.face_encoder, args.out, args.metrics,
                       args.plots, params)
+    write_cost(args.cost, start)
     return (f"train_decoder: {m['epochs']} epochs x {m['samples_per_epoch']} samples, loss "
             f"{m['first_epoch_loss']:.4f} -> {m['final']['loss']:.4f} in {elapsed(start)} -> {args.out}")
 

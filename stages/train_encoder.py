@@ -10,6 +10,7 @@ from pipeline.arspm.variants import VARIANTS
 from pipeline.common.schema import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.training.distributed import relaunch_stage
+from pipeline.training.loop import write_cost
 from pipeline.training.params import TrainingKeys
 
 VARIANT_NAMES = Literal[tuple(VARIANTS)]  # the names of Table 4's variants (pipeline.arspm.variants)
@@ -29,7 +30,7 @@ class Params(TrainingKeys):
 
 def add_arguments(parser) -> None:
     parser.add_argument("--variant", required=True, help=f"one of {', '.join(VARIANTS)}")
-    for name in ("shards", "features", "priors", "gender", "decoder", "face-encoder", "out", "metrics", "plots"):
+    for name in ("shards", "features", "priors", "gender", "decoder", "face-encoder", "out", "metrics", "cost", "plots"):
         parser.add_argument(f"--{name}", required=True)
 
 
@@ -38,6 +39,7 @@ def body(args) -> str:
     params = args.section
     m = train_encoder(args.variant, args.shards, args.features, args.priors, args.gender, args.decoder,
                       args.face_encoder, args.out, args.metrics, args.plots, params)
+    write_cost(args.cost, start)
     return (f"train_encoder[{args.variant}]: {m['epochs']} epochs x {m['samples_per_epoch']} samples, loss "
             f"{m['first_epoch_loss']:.4f} -> {m['final']['loss']:.4f} in {elapsed(start)} -> {args.out}")
 

@@ -30,7 +30,7 @@ def test_an_import_against_the_order_is_caught(repo_root: Path, tmp_path: Path) 
     media = tmp_path / "pipeline" / "data" / "media.py"
     media.write_text(media.read_text() + "\n\ndef _upwards():\n    from pipeline.evaluation import report  # noqa\n")
     family = tmp_path / "pipeline" / "families" / "sf2f"
-    family.mkdir()
+    family.mkdir(exist_ok=True)
     (family / "__init__.py").write_text("from pipeline.arspm import variants  # noqa: F401\n")
     proc = _lint(tmp_path)
     assert proc.returncode != 0
@@ -53,3 +53,21 @@ def test_the_package_tree_shows_the_layers(repo_root: Path) -> None:
     top = sorted(p.name for p in (repo_root / "pipeline").iterdir() if p.name != "__pycache__")
     assert top == ["__init__.py", "arspm", "common", "data", "evaluation", "faces", "families", "ops", "serve",
                    "testing", "training"]
+
+
+def test_a_family_that_imports_the_judge_is_caught(repo_root: Path, tmp_path: Path) -> None:
+    """No family trains against the judge: a family or AR-SPM module importing the judge's network or code (even
+    inside a function) breaks the contract."""
+    for name in ("pipeline", "models", "stages"):
+        shutil.copytree(repo_root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(repo_root / ".importlinter", tmp_path / ".importlinter")
+    family = tmp_path / "pipeline" / "families" / "cheat"
+    family.mkdir(exist_ok=True)
+    (family / "__init__.py").write_text("def loss():\n    from models.judge import JudgeResNet  # noqa: F401\n")
+    decoder = tmp_path / "pipeline" / "arspm" / "train_decoder.py"
+    decoder.write_text(decoder.read_text() + "\n\ndef _judged():\n    from pipeline.evaluation import judge  # noqa\n")
+    proc = _lint(tmp_path)
+    assert proc.returncode != 0
+    assert "no family trains against the judge" in proc.stdout and "BROKEN" in proc.stdout
+    assert "pipeline.families.cheat -> models.judge" in proc.stdout
+    assert "pipeline.arspm.train_decoder -> pipeline.evaluation.judge" in proc.stdout

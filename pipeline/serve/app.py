@@ -1,17 +1,24 @@
 """A local page that turns a voice into a face: ``make app`` or ``python -m pipeline.serve.app [--port 7860]``.
 
-Record from the microphone, upload any audio or video file, or pick a test clip; choose the variant; see the face
-the trained speech encoder and face decoder draw, what the voice gender classifier says (with its probability),
-the prior that was used, and the k real test faces nearest to the voice in face-feature space (cosine similarity
-of the speech encoder's output to the test faces' features, as ``evaluate``'s recall@k). For a test clip the
-page also says where its own face ranks.
+Record from the microphone, upload any audio or video file, or pick a test clip; choose the model family (any of
+``pipeline.evaluation.families.FAMILIES``) and, for AR-SPM, the variant; see the face it draws and the k real test
+faces nearest to it. AR-SPM (the default): the trained speech encoder and face decoder, what the voice gender
+classifier says (with its probability), the prior that was used, and the nearest test faces in face-feature space
+(cosine similarity of the speech encoder's output to the test faces' features, as ``evaluate``'s recall@k). Another
+family (SF2F, ...) has no such feature: its face's nearest test faces are found in the judge's space (cosine
+similarity of the judge's embeddings of the generated face and of the true test crops, as ``compare`` scores; the
+test crops are embedded once); without the judge's file the page shows the face alone and says why in one line.
+For a test clip the page also says where its own face ranks.
 
 Everything runs through ``pipeline.serve.predict`` (the CLI's code: audio decoding and fitting to 6 s, the spectrogram,
-checkpoint loading, prior choice); a test clip uses its stored spectrogram from the shards, exactly what
-``evaluate`` reads. The page reads ``data/models``, ``data/priors``, ``data/gender``, ``data/features`` and
-``data/shards``; where one is missing it says which ``dvc repro`` target makes it. Bad input (a file that is not
-audio, empty audio, a checkpoint that does not match, a non-finite prior or feature, an upload over
-``--max-upload-mb``) gives one line on the page, the same sentence as ``predict``, and the server keeps serving.
+checkpoint loading, prior choice) and, for the other families, ``pipeline.evaluation.families.load_generator`` on
+their default DVC outputs under the data directory; a test clip uses its stored spectrogram from the shards,
+exactly what ``evaluate`` reads. The page reads ``data/models``, ``data/priors``, ``data/gender``,
+``data/features`` and ``data/shards``; where one is missing it says which ``dvc repro`` target makes it (for the
+other families and the judge, the stage dvc.yaml names as the file's writer), and a family whose files are missing
+is listed as unavailable. Bad input (a file that is not audio, empty audio, a checkpoint that does not match, a
+non-finite prior or feature, an unknown family, an upload over ``--max-upload-mb``) gives one line on the page,
+the same sentence as ``predict``, and the server keeps serving.
 
 Files: each answer's images are written to a directory of their own (gradio copies them into its cache under
 content-hash names, atomically), and only the last :data:`KEEP_ANSWERS` such directories are kept; an upload is
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import functools
 import math
 import os
 import shutil
@@ -42,6 +50,8 @@ from pipeline.common.errors import PipelineError
 
 DEFAULT_PORT = 7860
 DEFAULT_VARIANT = "neutral_fc"
+#: the family the page starts with when its checkpoints exist (``pipeline.evaluation.families``)
+DEFAULT_FAMILY = "arspm"
 #: show the generated face (the model's size, 64 px in the demo) large, its pixels sharp
 PAGE_CSS = "#face img { width: 256px; height: 256px; object-fit: contain; image-rendering: pixelated; }"
 #: the largest upload the page takes by default (``--max-upload-mb``)
@@ -81,16 +91,51 @@ def _targets(data: Path, variant: str) -> dict[Path, str]:
     }
 
 
+#: the stage-definition file the page reads to name the stage that makes a missing file (the code's own)
+DVC_YAML = Path(__file__).resolve().parents[2] / "dvc.yaml"
+#: the judge's checkpoint under the data directory (stage ``judge``): the space of other families' nearest faces
+JUDGE_FILE = Path("models") / "judge.pt"
+
+
+@functools.lru_cache(maxsize=None)
+def _stage_outputs() -> dict[str, str]:
+    """``output path -> stage name`` of every plain (not ``foreach``) stage in :data:`DVC_YAML` (empty when it
+    cannot be read: the page then says only ``dvc repro``)."""
+    import yaml
+
+    try:
+        stages = (yaml.safe_load(DVC_YAML.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    made: dict[str, str] = {}
+    for name, body in stages.items():
+        if not isinstance(body, dict) or "foreach" in body:
+            continue
+        for out in body.get("outs") or []:
+            for path in (out if isinstance(out, dict) else {out: None}):
+                made[str(path)] = str(name)
+    return made
+
+
+def stage_making(default: str) -> str:
+    """The ``dvc repro`` target that writes ``default`` (a path under the project root, ``data/models/x.pt``), as
+    dvc.yaml says; ``dvc repro`` alone when no stage names it."""
+    stage = _stage_outputs().get(default)
+    return f"dvc repro {stage}" if stage else "dvc repro"
+
+
 class FaceService:
-    """What the page does, without the page: checkpoints loaded once per variant, one answer per request."""
+    """What the page does, without the page: checkpoints loaded once per variant or family, one answer per request."""
 
     def __init__(self, data_dir: str | Path = "data", device: str = "cpu", k: int = 5):
         self.data = Path(data_dir)
         self.device = device
         self.k = int(k)
         self._predictors: dict[str, Any] = {}
+        self._generators: dict[str, Any] = {}  # the other families' FaceGenerators, loaded once each
         self._lock = threading.Lock()  # loading and the models' forward passes, one request at a time
         self._test: tuple[list[str], np.ndarray] | None = None
+        self._judged: tuple[Any, list[str], np.ndarray, int] | None = None  # judge, test keys, embeddings, crop px
         self._shard_of: dict[str, Path] = {}
 
     # ---------------------------------------------------------------------------------------------- inputs
@@ -103,12 +148,48 @@ class FaceService:
 
     def missing(self, variant: str) -> list[str]:
         """``path (dvc repro target)`` for each output of the pipeline that ``variant`` needs and lacks."""
-        from pipeline.training.loop import resume_path_for
+        return [_needed(path, f"dvc repro {target}") for path, target in _targets(self.data, variant).items()
+                if not path.exists() and target != "gender"]
 
-        return [f"{path} (`dvc repro {target}`" + (f"; {resume_path_for(path).name} beside it is an unfinished "
-                                                   f"run's resume state, not a checkpoint" if
-                                                   resume_path_for(path).exists() else "") + ")"
-                for path, target in _targets(self.data, variant).items() if not path.exists() and target != "gender"]
+    def families(self) -> list[str]:
+        """The model families the page offers (``pipeline.evaluation.families.FAMILIES``, in its order)."""
+        from pipeline.evaluation.families import FAMILIES
+
+        return list(FAMILIES)
+
+    def _under_data(self, default: str) -> Path:
+        """A family's default input (``data/models/x.pt``, relative to the project) under this page's data dir."""
+        parts = Path(default).parts
+        return self.data.joinpath(*parts[1:]) if parts and parts[0] == "data" else self.data.parent / default
+
+    def _family_lacks(self, name: str) -> list[tuple[Path, str]]:
+        """``(path, dvc repro target)`` of each file family ``name`` needs and lacks."""
+        from pipeline.evaluation.families import get_family
+
+        family = get_family(name)
+        return [(self._under_data(default), stage_making(default)) for key, default in family.inputs.items()
+                if default is not None and key not in family.optional and not self._under_data(default).exists()]
+
+    def family_missing(self, name: str) -> list[str]:
+        """``path (dvc repro stage)`` for each file family ``name`` (not AR-SPM: see :meth:`missing`) needs and
+        lacks, the stage read from dvc.yaml; an unknown name is refused in one sentence listing the families."""
+        return [_needed(path, target) for path, target in self._family_lacks(name)]
+
+    def family_label(self, name: str) -> str:
+        """The family's entry in the page's list: its name and title, and why it is unavailable when it is."""
+        from pipeline.evaluation.families import get_family
+
+        if name == DEFAULT_FAMILY:
+            return ("arspm: AR-SPM (choose the variant)" if self.variants() else
+                    "arspm: AR-SPM (unavailable: no trained speech encoder, dvc repro)")
+        targets = sorted({target for _, target in self._family_lacks(name)})
+        return f"{name}: {get_family(name).title}" + (f" (unavailable: {', '.join(targets)})" if targets else "")
+
+    def judge_missing(self) -> str | None:
+        """Why the judge's space cannot be used (its file is missing), else None."""
+        path = self.data / JUDGE_FILE
+        return None if path.is_file() else (f"the judge {path} is missing "
+                                            f"(`{stage_making('data/' + JUDGE_FILE.as_posix())}`)")
 
     def test_clips(self) -> list[str]:
         """Keys of the test split's samples (the dropdown), in shard order."""
@@ -157,6 +238,65 @@ class FaceService:
                 self.data / "priors", gender if gender.is_file() else None, self.device)
         return self._predictors[variant]
 
+    def _generator(self, name: str):
+        """Family ``name``'s generator from its default files under the data dir, loaded once."""
+        if name not in self._generators:
+            missing = self.family_missing(name)
+            if missing:
+                raise AppError(f"the {name} family needs {', '.join(missing)}")
+            from pipeline.common.device import resolve_device
+            from pipeline.evaluation.families import get_family, load_generator
+
+            family = get_family(name)
+            paths = {key: self._under_data(default) for key, default in family.inputs.items()
+                     if default is not None and self._under_data(default).exists()}
+            self._generators[name] = load_generator(name, root=self.data.parent, device=resolve_device(self.device),
+                                                    **paths)
+        return self._generators[name]
+
+    def _judge_space(self) -> tuple[Any, list[str], np.ndarray, int] | str:
+        """``(judge, test keys, the test crops' judge embeddings (N, D), the crops' size)``, embedded once; or one
+        line saying why there is none (no judge file, a judge that cannot be loaded)."""
+        if self._judged is not None:
+            return self._judged
+        reason = self.judge_missing()
+        if reason:
+            return reason
+        from pipeline.common.device import resolve_device
+        from pipeline.data.shards import iter_samples, list_shards
+        from pipeline.evaluation.compare import resize_faces
+        from pipeline.evaluation.judge import load_judge
+
+        path, shards = self.data / JUDGE_FILE, self.data / "shards"
+        if not shards.is_dir():
+            return f"no test shards in {shards} (`dvc repro preprocess`)"
+        try:
+            judge = load_judge(path, resolve_device(self.device))
+        except PipelineError as exc:
+            return f"the judge {path} cannot be used ({one_line(exc)})"
+        keys: list[str] = []
+        parts: list[np.ndarray] = []
+        batch: list[np.ndarray] = []
+        size = 0
+
+        def flush() -> None:
+            if batch:
+                parts.append(judge.embed(resize_faces(np.stack(batch), judge.image_size or size)))
+                batch.clear()
+
+        for sample in iter_samples(list_shards(shards, "test"), fields=["face"]):
+            face = np.asarray(sample["face"], dtype=np.uint8)
+            size = size or int(face.shape[0])
+            keys.append(str(sample["key"]))
+            batch.append(face)
+            if len(batch) == 64:
+                flush()
+        flush()
+        if not keys:
+            return f"no test clips in {shards} (`dvc repro preprocess`)"
+        self._judged = (judge, keys, np.concatenate(parts), size)
+        return self._judged
+
     def _faces(self, keys: list[str]) -> dict[str, np.ndarray]:
         from pipeline.data.shards import iter_samples
 
@@ -182,15 +322,30 @@ class FaceService:
 
     # ---------------------------------------------------------------------------------------------- answer
 
-    def answer(self, audio: str | None, test_key: str | None, variant: str) -> Answer:
-        """The face, the evidence and the nearest test faces for a recording/file, else for a test clip."""
+    def answer(self, audio: str | None, test_key: str | None, variant: str | None,
+               family: str = DEFAULT_FAMILY) -> Answer:
+        """The face, the evidence and the nearest test faces for a recording/file, else for a test clip, by
+        ``family`` (AR-SPM: its ``variant``)."""
         from pipeline.arspm.variants import VARIANTS
+        from pipeline.evaluation.families import get_family
+
+        if not family:
+            raise AppError("choose a model family")
+        name = get_family(family).name
+        if name == DEFAULT_FAMILY:
+            if not variant:
+                raise AppError("choose a variant")
+            if variant not in VARIANTS:
+                raise AppError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
+        spec, own, notes = self._spectrogram(audio, test_key)
+        if name == DEFAULT_FAMILY:
+            return self._arspm_answer(spec, own, notes, variant)
+        return self._family_answer(name, spec, own, notes)
+
+    def _spectrogram(self, audio: str | None, test_key: str | None) -> tuple[np.ndarray, str | None, list[str]]:
+        """``(spectrogram, the test clip's key or None, notes on the audio)`` of a recording/file or a test clip."""
         from pipeline.serve.predict import speech_spectrogram
 
-        if not variant:
-            raise AppError("choose a variant")
-        if variant not in VARIANTS:
-            raise AppError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
         notes = []
         if audio:
             spec, fit, seconds = speech_spectrogram(audio)
@@ -198,12 +353,21 @@ class FaceService:
                 notes.append(f"The audio is {seconds:.1f} s: repeated end to end to 6 s, as in training.")
             elif fit == "cut":
                 notes.append(f"The audio is {seconds:.1f} s: only its first 6 s are used, as in training.")
-            own = None
-        elif test_key:
-            spec, own = self._test_spectrogram(test_key), test_key
+            return spec, None, notes
+        if test_key:
             notes.append(f"Test clip {test_key}: its stored 6-s spectrogram, as `evaluate` reads it.")
-        else:
-            raise AppError("record or upload a voice, or pick a test clip")
+            return self._test_spectrogram(test_key), test_key, notes
+        raise AppError("record or upload a voice, or pick a test clip")
+
+    def _nearest(self, keys: list[str], similarity: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+        """The test keys' order by ``similarity`` and the first k faces with their captions."""
+        order = np.argsort(-similarity, kind="stable")
+        top = [keys[i] for i in order[: self.k]]
+        faces = self._faces(top)
+        return order, [(faces[key], f"{rank + 1}. cos {similarity[order[rank]]:.3f} {key}")
+                       for rank, key in enumerate(top) if key in faces]
+
+    def _arspm_answer(self, spec: np.ndarray, own: str | None, notes: list[str], variant: str) -> Answer:
         with self._lock:
             predictor = self._predictor(variant)
             feature, face, info = predictor.feature_and_face(spec)
@@ -212,12 +376,7 @@ class FaceService:
             raise AppError(f"the encoder makes {feature.shape[0]}-d features but {self.data / 'features'} holds "
                            f"{matrix.shape[1]}-d ones (rerun `dvc repro` from features on)")
         query = feature.numpy() / max(float(np.linalg.norm(feature.numpy())), 1e-8)
-        similarity = matrix @ query
-        order = np.argsort(-similarity, kind="stable")
-        top = [keys[i] for i in order[: self.k]]
-        faces = self._faces(top)
-        nearest = [(faces[key], f"{rank + 1}. cos {similarity[order[rank]]:.3f} {key}")
-                   for rank, key in enumerate(top) if key in faces]
+        order, nearest = self._nearest(keys, matrix @ query)
         if info["p_female"] is None:
             gender = "Voice gender: no classifier (`dvc repro gender`)."
         else:
@@ -230,6 +389,39 @@ class FaceService:
             lines.append(f"Its own face ranks {rank} of {len(keys)} test faces." if rank else
                          "Its own face has no feature in data/features.")
         return Answer(face, "\n\n".join(lines + notes), nearest)
+
+    def _family_answer(self, name: str, spec: np.ndarray, own: str | None, notes: list[str]) -> Answer:
+        """Another family's face; its nearest test faces in the judge's space (it has no AR-SPM feature)."""
+        from pipeline.evaluation.compare import resize_faces
+
+        with self._lock:
+            generator = self._generator(name)
+            face = generator.generate(spec)[0]
+            space = self._judge_space()
+            query = None
+            if not isinstance(space, str):
+                judge, keys, matrix, size = space
+                query = judge.embed(resize_faces(resize_faces(face[None], size), judge.image_size or size))[0]
+        lines = [f"Family **{name}**: {generator.description}."]
+        if query is None:
+            return Answer(face, "\n\n".join(lines + [f"No nearest test faces: {space}."] + notes), [])
+        order, nearest = self._nearest(keys, matrix @ query)
+        lines.append(f"Nearest test faces in the judge's space (cosine similarity of {judge.name}'s embeddings of "
+                     f"this face and of the true test crops), not AR-SPM's face-feature space.")
+        if own is not None:
+            rank = int(np.nonzero(np.asarray(keys)[order] == own)[0][0]) + 1 if own in keys else None
+            lines.append(f"Its own face ranks {rank} of {len(keys)} test faces." if rank else
+                         "Its own face has no crop in the test shards.")
+        return Answer(face, "\n\n".join(lines + notes), nearest)
+
+
+def _needed(path: Path, target: str) -> str:
+    """``path (`target`)``, noting training's resume state beside it when there is one (never a checkpoint)."""
+    from pipeline.training.loop import resume_path_for
+
+    resume = resume_path_for(path)
+    return (f"{path} (`{target}`" + (f"; {resume.name} beside it is an unfinished run's resume state, not a "
+                                     f"checkpoint" if resume.exists() else "") + ")")
 
 
 def one_line(exc: BaseException) -> str:
@@ -406,14 +598,23 @@ def build_page(service: FaceService, max_upload_mb: float | None = DEFAULT_MAX_U
               "first.")
     if default and service.missing(default):
         status = f"Missing for {default}: {', '.join(service.missing(default))}."
+    families = service.families()
+    unavailable = {name: service.family_missing(name) for name in families if name != DEFAULT_FAMILY}
+    notes = [status] if status else []
+    notes += [f"The {name} family is unavailable: it needs {', '.join(missing)}."
+              for name, missing in unavailable.items() if missing]
+    if any(not missing for missing in unavailable.values()) and service.judge_missing():
+        notes.append(f"Families other than AR-SPM show no nearest test faces: {service.judge_missing()}.")
+    family_default = (DEFAULT_FAMILY if default or not any(not m for m in unavailable.values()) else
+                      next(name for name, missing in unavailable.items() if not missing))
     clips = service.test_clips() if (service.data / "shards").is_dir() else []
 
-    def respond(recorded, uploaded, test_key, variant):
+    def respond(recorded, uploaded, test_key, variant, family):
         audio = recorded or uploaded
         try:
             with uploads.answering(recorded, uploaded):  # deleted after the answer, whatever it is
                 check_upload_size(audio, max_bytes)
-                answer = service.answer(audio, None if audio else test_key, variant)
+                answer = service.answer(audio, None if audio else test_key, variant, family)
             face_path, nearest_paths = answers.write(answer)
         except Exception as exc:  # noqa: BLE001 - the page shows one line, the server keeps serving
             if not isinstance(exc, PipelineError):
@@ -428,22 +629,28 @@ def build_page(service: FaceService, max_upload_mb: float | None = DEFAULT_MAX_U
     with gr.Blocks(title="speech2face", analytics_enabled=False, delete_cache=GRADIO_CACHE_SWEEP) as page:
         gr.Markdown("# speech2face: a face from a voice\nRecord, upload an audio or video file, or pick a test "
                     "clip. Clips shorter than 6 s are repeated end to end, longer ones cut to their first 6 s.")
-        gr.Markdown(status, elem_id="status")
+        gr.Markdown("\n\n".join(notes), elem_id="status")
         with gr.Row():
             with gr.Column():
                 recorded = gr.Audio(sources=["microphone"], type="filepath", label="Record")
                 uploaded = gr.File(label=f"Upload any audio or video file{size_note}", type="filepath",
                                    elem_id="upload")
                 test_key = gr.Dropdown(choices=clips, value=None, label="Or a test clip", elem_id="test-clip")
-                variant = gr.Dropdown(choices=variants, value=default, label="Variant", elem_id="variant")
+                family = gr.Dropdown(choices=[(service.family_label(name), name) for name in families],
+                                     value=family_default, label="Model family", elem_id="family")
+                variant = gr.Dropdown(choices=variants, value=default, label="Variant (AR-SPM)", elem_id="variant",
+                                      visible=family_default == DEFAULT_FAMILY)
                 go = gr.Button("Make a face", variant="primary", elem_id="go")
             with gr.Column():
                 face = gr.Image(label="Generated face", type="numpy", elem_id="face", interactive=False, height=288)
                 message = gr.Markdown(elem_id="message")
-        nearest = gr.Gallery(label=f"The {service.k} nearest real test faces (cosine similarity in face-feature "
-                                   f"space)", columns=service.k, elem_id="nearest")
-        go.click(respond, [recorded, uploaded, test_key, variant], [face, message, nearest, recorded, uploaded],
-                 concurrency_limit=2, api_name="face")
+        nearest = gr.Gallery(label=f"The {service.k} nearest real test faces (cosine similarity: AR-SPM's in "
+                                   f"face-feature space, the other families' in the judge's space)",
+                             columns=service.k, elem_id="nearest")
+        family.change(lambda name: gr.update(visible=name == DEFAULT_FAMILY), family, variant, queue=False,
+                      api_visibility="private")
+        go.click(respond, [recorded, uploaded, test_key, variant, family],
+                 [face, message, nearest, recorded, uploaded], concurrency_limit=2, api_name="face")
     return page
 
 

@@ -1,7 +1,13 @@
-"""Inference CLI: a face PNG from any audio or video file and a trained speech encoder.
+"""Inference CLI: a face PNG from any audio or video file, by any model family.
 
     python -m pipeline.serve.predict --audio speech.wav --encoder data/models/encoder-neutral_fc.pt \\
         --decoder data/models/decoder.pt --priors data/priors --out face.png
+    python -m pipeline.serve.predict --family sf2f --checkpoint data/models/sf2f_fuser.pt --audio speech.wav \\
+        --out face.png
+
+``--family`` picks the family (``pipeline.evaluation.families``; default ``arspm``, with ``--encoder``,
+``--decoder``, ``--priors`` and ``--gender-model``); the other families take their trained generator's
+``--checkpoint`` (an unknown family gets one sentence listing the families).
 
 The audio goes through the same path as training (``pipeline.data.audio``): decoded by ffmpeg to 16 kHz mono (any
 container, rate or channel count), fitted to 6 s (a shorter clip is repeated end to end, a longer one cut to its
@@ -16,7 +22,6 @@ directory of ``--out`` is created.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -24,14 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.decoder import ARCH as ARCH_DECODER
-from models.encoder import ARCH as ARCH_ENCODER
-from models.gender import ARCH as ARCH_GENDER
-from pipeline.arspm.variant_inputs import load_variant_priors
-from pipeline.arspm.variants import get_variant, priors_needed
 from pipeline.common.errors import TrainingError
 from pipeline.data.media import require_ffmpeg
-from pipeline.training.frozen import load_frozen
 
 
 class PredictError(TrainingError):
@@ -65,13 +64,6 @@ def input_file(path: str | Path, what: str, directory_ok: bool = False) -> Path:
     return path
 
 
-def _feature_dim(header: dict, path: Path) -> int:
-    try:
-        return int(header["config"]["feature_dim"])
-    except (KeyError, TypeError, ValueError):
-        raise PredictError(f"checkpoint {path} has no feature_dim in its config") from None
-
-
 def speech_spectrogram(path: str | Path) -> tuple[np.ndarray, str, float]:
     """``(spec float32 (2, 257, 598), fit, seconds)`` of any audio/video file, as in training: the first 6 s (only
     they are decoded, however long the file), a shorter clip repeated end to end (``fit``: ``pad``/``cut``/
@@ -101,66 +93,37 @@ def speech_spectrogram(path: str | Path) -> tuple[np.ndarray, str, float]:
 
 
 class Predictor:
-    """The checkpoints one prediction needs, loaded once: the speech encoder (its variant says which prior it
-    takes), the face decoder, the priors, and the voice gender classifier (needed by ``gender``/``gender_fc``;
-    when given it also reports ``p_female`` for every variant). ``pipeline.serve.app`` keeps one per variant."""
+    """AR-SPM's checkpoints for one prediction, loaded once (``pipeline.arspm.generator.ArspmGenerator``): the speech
+    encoder (its variant says which prior it takes), the face decoder, the priors, and the voice gender classifier
+    (needed by ``gender``/``gender_fc``; when given it also reports ``p_female`` for every variant). Training's
+    resume state given as a checkpoint is refused in one sentence. ``pipeline.serve.app`` keeps one per variant."""
 
     def __init__(self, encoder_path: str | Path, decoder_path: str | Path, priors_path: str | Path | None = None,
                  gender_model: str | Path | None = None, device_name: str = "cpu"):
+        from pipeline.arspm.generator import ArspmGenerator
         from pipeline.common.device import resolve_device
 
         self.device = resolve_device(device_name)
         self.encoder_path = input_file(encoder_path, "encoder checkpoint")
-        self.encoder, header = load_frozen(self.encoder_path, ARCH_ENCODER, self.device)
-        decoder_path = input_file(decoder_path, "decoder checkpoint")
-        self.decoder, decoder_header = load_frozen(decoder_path, ARCH_DECODER, self.device)
-        self.dim = _feature_dim(header, self.encoder_path)
-        if _feature_dim(decoder_header, decoder_path) != self.dim:
-            raise PredictError(f"decoder takes {decoder_header['config']['feature_dim']}-d features, the encoder "
-                               f"makes {self.dim}-d ones (checkpoints from different runs?)")
-        self.variant = get_variant(str(header.get("variant", "non_prior")))
-        self.priors = None
-        if priors_path is not None:
-            priors_path = input_file(priors_path, "priors", directory_ok=True)
-        if self.variant.prior is not None:
-            if priors_path is None:
-                raise PredictError(f"the {self.variant.name} encoder needs --priors (data/priors)")
-            self.priors = load_variant_priors(priors_path, self.dim, priors_needed(self.variant))
-            for name, prior in self.priors.items():
-                if not np.isfinite(prior).all():
-                    raise PredictError(f"the {name} prior in {priors_path} is not finite ({int(np.isnan(prior).sum())} "
-                                       f"NaN, {int(np.isinf(prior).sum())} infinite of {prior.size} values): rerun "
-                                       f"the priors stage")
-        if self.variant.prior == "gender" and gender_model is None:
-            raise PredictError(f"the {self.variant.name} encoder needs --gender-model (data/gender/model.pt)")
-        self.gender = (load_frozen(input_file(gender_model, "voice gender model"), ARCH_GENDER, self.device)[0]
-                       if gender_model is not None else None)
+        self.generator = ArspmGenerator(
+            self.encoder_path, input_file(decoder_path, "decoder checkpoint"),
+            input_file(priors_path, "priors", directory_ok=True) if priors_path is not None else None,
+            input_file(gender_model, "voice gender model") if gender_model is not None else None, self.device)
+        self.variant, self.dim = self.generator.variant, self.generator.dim
 
     @torch.no_grad()
     def feature_and_face(self, spec: np.ndarray) -> tuple[torch.Tensor, np.ndarray, dict]:
         """``(final speech feature [D], uint8 HxWx3 face, {variant, prior, p_female})`` of one spectrogram."""
-        from pipeline.evaluation.evaluate import to_uint8_images
+        from pipeline.faces.generator import check_specs, to_uint8
 
-        spec_t = torch.from_numpy(spec).unsqueeze(0).to(self.device)
-        p_female = (float(torch.softmax(self.gender(spec_t).float(), dim=1)[0, 1])
-                    if self.gender is not None else None)
-        if p_female is not None and not math.isfinite(p_female):
-            raise PredictError("the voice gender model gives no finite probability for this audio (NaN or "
-                               "infinite weights?)")
-        chosen = self.variant.prior
-        if chosen == "gender":
-            chosen = "female" if p_female >= 0.5 else "male"
-        prior = torch.from_numpy(self.priors[chosen]).unsqueeze(0).to(self.device) if chosen else None
-        feature = self.encoder(spec_t, prior)
-        if not bool(torch.isfinite(feature).all()):
-            raise PredictError(f"the speech encoder {self.encoder_path.name} gives a non-finite feature for this "
-                               f"audio (NaN or infinite weights?)")
-        image = self.decoder(feature)
+        generator = self.generator
+        feature, chosen, p_female = generator.features(check_specs(spec).to(self.device))
+        image = generator.decoder(feature)
         if not bool(torch.isfinite(image).all()):
             raise PredictError("the face decoder gives a non-finite image for this feature (NaN or infinite "
                                "weights?)")
-        face = to_uint8_images(image)[0]
-        return feature[0].cpu(), face, {"variant": self.variant.name, "prior": chosen, "p_female": p_female}
+        return feature[0].cpu(), to_uint8(image)[0], {"variant": self.variant.name, "prior": chosen[0],
+                                                      "p_female": p_female[0]}
 
     def __call__(self, audio: str | Path) -> tuple[np.ndarray, dict]:
         """A uint8 ``HxWx3`` face for the audio of any file and a dict describing what was used."""
@@ -178,8 +141,11 @@ def predict_face(audio: str | Path, encoder_path: str | Path, decoder_path: str 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio", required=True, help="audio or video file (any format ffmpeg reads)")
-    parser.add_argument("--encoder", required=True, help="speech encoder checkpoint (data/models/encoder-V.pt)")
-    parser.add_argument("--decoder", required=True, help="face decoder checkpoint (data/models/decoder.pt)")
+    parser.add_argument("--family", default="arspm", help="model family (default arspm; sf2f, ...)")
+    parser.add_argument("--checkpoint", default=None, help="the family's generator checkpoint (families other "
+                                                           "than arspm, e.g. data/models/sf2f_fuser.pt)")
+    parser.add_argument("--encoder", default=None, help="arspm: speech encoder checkpoint (data/models/encoder-V.pt)")
+    parser.add_argument("--decoder", default=None, help="arspm: face decoder checkpoint (data/models/decoder.pt)")
     parser.add_argument("--priors", default=None, help="priors directory or priors.npz (prior variants)")
     parser.add_argument("--gender-model", default=None, help="voice gender classifier (gender/gender_fc)")
     parser.add_argument("--out", required=True,
@@ -212,10 +178,20 @@ def _body(args: argparse.Namespace) -> str:
 
     try:
         require_ffmpeg()
-        out = check_out(args.out, [args.audio, args.encoder, args.decoder, args.priors, args.gender_model])
+        from pipeline.evaluation.families import get_family
+
+        family = get_family(args.family)
+        out = check_out(args.out, [args.audio, args.encoder, args.decoder, args.priors, args.gender_model,
+                                   args.checkpoint])
         input_file(args.audio, "audio file")
-        face, info = predict_face(args.audio, args.encoder, args.decoder, args.priors, args.gender_model,
-                                  args.device)
+        if family.name == "arspm":
+            if args.checkpoint is not None or args.encoder is None or args.decoder is None:
+                raise PredictError("the arspm family takes --encoder and --decoder (and --priors, --gender-model), "
+                                   "not --checkpoint")
+            face, info = predict_face(args.audio, args.encoder, args.decoder, args.priors, args.gender_model,
+                                      args.device)
+        else:
+            face, info = predict_family_face(family.name, args)
         try:
             with atomic_path(out) as tmp:
                 Image.fromarray(face).save(tmp, format="PNG")
@@ -223,8 +199,25 @@ def _body(args: argparse.Namespace) -> str:
             raise PredictError(f"cannot write --out {out} ({exc.strerror or exc})") from None
     except user_errors() as exc:  # one line on stderr, whatever the message held
         raise PredictError(" ".join(str(exc).split()) or type(exc).__name__) from None
+    model = (f"variant {info['variant']}, prior {info['prior']}" if "variant" in info else info["generator"])
     return (f"predict: {args.audio} ({info['audio_seconds']} s, {info['audio_fit']}) -> {args.out} "
-            f"[{face.shape[1]}x{face.shape[0]}, variant {info['variant']}, prior {info['prior']}]")
+            f"[{face.shape[1]}x{face.shape[0]}, {model}]")
+
+
+def predict_family_face(name: str, args: argparse.Namespace) -> tuple[np.ndarray, dict]:
+    """A face by a family other than AR-SPM, from its ``--checkpoint``."""
+    from pipeline.common.device import resolve_device
+    from pipeline.evaluation.families import load_generator
+
+    if args.checkpoint is None or any(v is not None for v in (args.encoder, args.decoder, args.priors,
+                                                              args.gender_model)):
+        raise PredictError(f"the {name} family takes --checkpoint (its trained generator), not --encoder, "
+                           f"--decoder, --priors or --gender-model")
+    generator = load_generator(name, device=resolve_device(args.device),
+                               checkpoint=input_file(args.checkpoint, f"{name} checkpoint"))
+    spec, fit, seconds = speech_spectrogram(args.audio)
+    face = generator.generate(spec)[0]
+    return face, {"generator": generator.description, "audio_fit": fit, "audio_seconds": round(seconds, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:

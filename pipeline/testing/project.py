@@ -47,9 +47,15 @@ TINY_PARAMS: dict[str, Any] = {
     "priors": {"n": 4, "convergence_n": [2, 4]},
     "train_decoder": {"width": 0.0625, "fc1_dim": 32, "epochs": 1, "batch_size": 8},
     "attribute_probe": {"width": 0.125, "epochs": 1, "batch_size": 8, "val_fraction": 0.25},
+    "judge_corpus": {"n_identities": 12, "images_per_identity": 2, "frame_size": 96},  # framed as face_corpus
+    "judge": {"width": 0.125, "epochs": 1, "batch_size": 8, "val_fraction": 0.25},
     "train_encoder": {"variants": ["non_prior", "neutral_fc"], "width": 0.0625, "epochs": 1, "batch_size": 8},
     "evaluate": {"batch_size": 16, "recall_k": [1, 2], "grid_rows": 2},
     "evaluate_decoder": {"max_samples": 64, "batch_size": 16, "recall_k": [1, 2], "figure_columns": 3},
+    "sf2f_train": {"encoder_channels": [8, 8], "embed_dim": 16, "decoder_width": 16, "discriminator_widths": [8, 8],
+                   "discriminator_hidden": 16, "steps": 2, "batch_size": 4},
+    "sf2f_fuser": {"steps": 2, "batch_size": 4},
+    "compare": {"recall_k": [1, 2], "kway_k": [2], "kway_trials": 5, "batch_size": 8},
     "report": {"grid_columns": 2},
 }
 

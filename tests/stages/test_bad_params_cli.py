@@ -36,9 +36,14 @@ BAD = {
     "priors": ("priors", "n", math.nan, "it must be a valid integer"),
     "train_decoder": ("train_decoder", "epochs", -1, "it must be greater than or equal to 1"),
     "attribute_probe": ("attribute_probe", "val_fraction", 0, "it must be greater than 0"),
+    "judge_corpus": ("judge_corpus", "n_identities", 1_000_000, "it must be less than 1000000"),
+    "judge": ("judge", "kind", "vgg", "it must be 'trained' or 'dlib'"),
     "evaluate_decoder": ("evaluate_decoder", "recall_k", [], "it must have at least 1 item"),
     "train_encoder": ("train_encoder", "batch_size", 0, "it must be greater than or equal to 1"),
     "evaluate": ("evaluate", "recall_k", [0], "it must be greater than or equal to 1"),
+    "sf2f_train": ("sf2f_train", "image_size", 96, "the decoder reaches only 4·2^k px"),
+    "sf2f_fuser": ("sf2f_fuser", "batch_size", 1, "it must be greater than or equal to 2"),
+    "compare": ("compare", "families", ["sf2f", "stylegan"], "it must be 'arspm' or 'sf2f'"),
     "report": ("report", "grid_columns", "8", "it must be a valid integer"),
 }
 

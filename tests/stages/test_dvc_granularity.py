@@ -146,13 +146,14 @@ def test_unchanged_project_is_up_to_date(project: Path) -> None:
 
 @pytest.mark.slow
 def test_editing_the_renderer_reruns_only_the_stages_that_draw(project: Path) -> None:
-    """A comment edit in the face renderer reruns sample and face_corpus; their outputs are byte-identical, so
-    nothing after them runs (before the layers, this retrained the face encoder and reran every evaluation)."""
+    """A comment edit in the face renderer reruns sample, face_corpus and judge_corpus; their outputs are
+    byte-identical, so nothing after them runs (before the layers, this retrained the face encoder and reran every
+    evaluation)."""
     renderer = project / "pipeline" / "data" / "sample" / "face.py"
     renderer.write_text(renderer.read_text() + "\n# a comment: the drawing is unchanged\n")
-    assert changed_stages(project) == {"sample", "face_corpus"}
+    assert changed_stages(project) == {"sample", "face_corpus", "judge_corpus"}
     proc = run_dvc(project, "repro", check=True)
-    assert ran_stages(proc.stdout) == {"sample", "face_corpus"}
+    assert ran_stages(proc.stdout) == {"sample", "face_corpus", "judge_corpus"}
     assert changed_stages(project) == set()
 
 

@@ -115,6 +115,6 @@ def test_stages_refuse_bad_input_with_one_line(project):
     cmd = [sys.executable, "-m", "stages.train_encoder", "--variant", "neutral", "--shards", "data/shards",
            "--features", "data/features", "--priors", "data/nope", "--gender", "data/gender",
            "--decoder", "data/models/decoder.pt", "--face-encoder", "data/models/face_encoder.pt",
-           "--out", "/dev/null/x", "--metrics", "/dev/null/y", "--plots", "/dev/null/z"]
+           "--out", "/dev/null/x", "--metrics", "/dev/null/y", "--cost", "/dev/null/c", "--plots", "/dev/null/z"]
     proc = subprocess.run(cmd, cwd=project, env=tool_env(), capture_output=True, text=True)
     assert proc.returncode == 2 and "priors file" in proc.stderr and "Traceback" not in proc.stderr

@@ -39,7 +39,7 @@ def test_a_stale_drawing_is_caught_and_redrawn(repo_root: Path, tmp_path: Path) 
     (tmp_path / "dvc.yaml").write_text(text.replace("      - data/eval_decoder\n", "", 1))  # report's input
     assert dag.check(tmp_path) == ["README.md", "docs/stages.md", "docs/design.md"]
     assert dag.write(tmp_path) == ["README.md", "docs/stages.md", "docs/design.md"]
-    assert "report                    <- evaluate@variant\n" in (tmp_path / "README.md").read_text()
+    assert "report                    <- evaluate@variant, compare\n" in (tmp_path / "README.md").read_text()
     assert dag.check(tmp_path) == []
     (tmp_path / "README.md").write_text("no markers\n")
     proc = subprocess.run([sys.executable, "-m", "pipeline.ops.dag", "--check", "--root", str(tmp_path)],

@@ -1,5 +1,6 @@
-"""pipeline.serve.app: the face service on a tiny trained workspace, the page over HTTP (its files: one per answer,
-uploads deleted, a size limit), and the page in a real headless Chromium."""
+"""pipeline.serve.app: the face service on a tiny trained workspace (AR-SPM's variants and the other model families,
+whose nearest faces are found in the judge's space), the page over HTTP (its files: one per answer, uploads deleted,
+a size limit), and the page in a real headless Chromium."""
 from __future__ import annotations
 
 import base64
@@ -19,9 +20,19 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.serve.app import Answer, AnswerFiles, AppError, FaceService, Uploads, check_upload_size
+from pipeline.faces.generator import GeneratorError
+from pipeline.serve.app import (
+    Answer,
+    AnswerFiles,
+    AppError,
+    FaceService,
+    Uploads,
+    build_page,
+    check_upload_size,
+    one_line,
+)
 from pipeline.serve.predict import PredictError
-from pipeline.testing.app import IMAGE_SIZE, file_data, running_app, write_wav
+from pipeline.testing.app import IMAGE_SIZE, SF2F_IMAGE_SIZE, file_data, running_app, write_wav
 
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "test-artifacts"
@@ -109,7 +120,7 @@ def test_non_finite_priors_or_features_and_unknown_variants_are_refused(data, tm
     members = dict(np.load(data / "priors" / "priors.npz"))
     members["neutral"] = np.full_like(members["neutral"], np.nan)
     np.savez(nan_priors / "priors" / "priors.npz", **members)
-    with pytest.raises(PredictError, match=r"the neutral prior in .* is not finite"):
+    with pytest.raises(GeneratorError, match=r"the neutral prior in .* is not finite"):  # AR-SPM's generator says so
         FaceService(nan_priors).answer(voice, None, "neutral_fc")
     nan_features = tmp_path / "nan-features"
     shutil.copytree(data, nan_features)
@@ -137,6 +148,63 @@ def test_an_interrupted_training_is_named_not_read(data, tmp_path):
     with pytest.raises(AppError, match=r"encoder-neutral_fc.pt \(`dvc repro train_encoder@neutral_fc`; "
                                        r".encoder-neutral_fc.pt.resume beside it is an unfinished run's resume state"):
         service.answer(str(write_wav(tmp_path / "v.wav", 1.0)), None, "neutral_fc")
+
+
+def test_an_sf2f_face_for_a_test_clip_with_its_nearest_true_faces_in_the_judges_space(service):
+    key = service.test_clips()[0]
+    answer = service.answer(None, key, None, "sf2f")
+    assert answer.face.shape == (SF2F_IMAGE_SIZE, SF2F_IMAGE_SIZE, 3) and answer.face.dtype == np.uint8
+    assert answer.message.startswith("Family **sf2f**: SF2F (encoder + fuser + decoder, 32 px).")
+    assert "Nearest test faces in the judge's space" in answer.message and "face-feature space" in answer.message
+    assert "Variant **" not in answer.message and "Prior:" not in answer.message  # AR-SPM's evidence only
+    assert f"Test clip {key}" in answer.message and "Its own face ranks " in answer.message
+    assert f"of {len(service.test_clips())} test faces" in answer.message
+    assert len(answer.nearest) == 3 and answer.nearest[0][1].startswith("1. cos ")
+    assert all(image.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) for image, _ in answer.nearest)  # the true test crops
+    cosines = [float(caption.split()[2]) for _, caption in answer.nearest]
+    assert cosines == sorted(cosines, reverse=True) and all(-1.0 <= c <= 1.0 for c in cosines)
+    judged = service._judged  # the test crops are embedded once, then reused
+    again = service.answer(None, key, "neutral_fc", "sf2f")  # AR-SPM's variant is ignored for another family
+    assert service._judged is judged and np.array_equal(again.face, answer.face)
+    assert [c for _, c in again.nearest] == [c for _, c in answer.nearest]
+    arspm = service.answer(None, key, "neutral_fc", "arspm")  # AR-SPM keeps its feature-space neighbours
+    assert "Variant **neutral_fc**" in arspm.message and "judge" not in arspm.message
+
+
+def test_an_unknown_family_is_one_sentence(service, tmp_path):
+    for family in ("nosuch", "../sf2f"):
+        with pytest.raises(GeneratorError) as refused:
+            service.answer(str(write_wav(tmp_path / "v.wav", 1.0)), None, "neutral_fc", family)
+        assert one_line(refused.value) == f"unknown model family {family!r}: the families are arspm, sf2f"
+    with pytest.raises(AppError, match="^choose a model family$"):
+        service.answer(None, service.test_clips()[0], "neutral_fc", "")
+
+
+def test_a_missing_family_file_names_the_stage_to_run_and_a_missing_judge_leaves_the_face_alone(data, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(data, bare)
+    (bare / "models" / "sf2f_fuser.pt").unlink()
+    service = FaceService(bare, k=3)
+    assert service.family_missing("sf2f") == [f"{bare / 'models' / 'sf2f_fuser.pt'} (`dvc repro sf2f_fuser`)"]
+    assert service.family_label("sf2f").endswith("(unavailable: dvc repro sf2f_fuser)")
+    with pytest.raises(AppError) as refused:
+        service.answer(None, service.test_clips()[0], None, "sf2f")
+    assert one_line(refused.value) == (f"the sf2f family needs {bare / 'models' / 'sf2f_fuser.pt'} "
+                                       f"(`dvc repro sf2f_fuser`)")
+    page = build_page(service, answers=AnswerFiles())
+    status = next(block.value for block in page.blocks.values() if getattr(block, "elem_id", None) == "status")
+    assert f"The sf2f family is unavailable: it needs {bare / 'models' / 'sf2f_fuser.pt'} (`dvc repro sf2f_fuser`)." \
+        in status
+    assert service.answer(None, service.test_clips()[0], "neutral_fc").face is not None  # AR-SPM still answers
+
+    no_judge = tmp_path / "no-judge"
+    shutil.copytree(data, no_judge)
+    (no_judge / "models" / "judge.pt").unlink()
+    answer = FaceService(no_judge, k=3).answer(str(write_wav(tmp_path / "v.wav", 1.0)), None, None, "sf2f")
+    assert answer.face.shape == (SF2F_IMAGE_SIZE, SF2F_IMAGE_SIZE, 3) and answer.nearest == []
+    why = [line for line in answer.message.split("\n\n") if line.startswith("No nearest test faces")]
+    assert why == [f"No nearest test faces: the judge {no_judge / 'models' / 'judge.pt'} is missing "
+                   f"(`dvc repro judge`)."]
 
 
 def test_each_answer_has_files_of_its_own_and_only_the_last_are_kept(tmp_path, monkeypatch):
@@ -221,16 +289,21 @@ def test_the_page_over_http_answers_with_its_own_files_deletes_uploads_and_limit
     big.write_bytes(b"\0" * (2 * 2**20))
     with running_app(data, tmp_path / "server", "--k", "3", "--upload-grace-s", "0", "--max-upload-mb", "1") as app:
         uploaded = app.upload(voice)
-        face, message, nearest, recorded, upload = app.call("face", [None, file_data(uploaded), None, "neutral_fc"])
+        face, message, nearest, recorded, upload = app.call("face", [None, file_data(uploaded), None, "neutral_fc",
+                                                                     "arspm"])
         image = Image.open(io.BytesIO(app.download(face)))
         assert image.format == "PNG" and image.size == (IMAGE_SIZE, IMAGE_SIZE)
         assert "Prior: neutral." in message and "deleted from the server after this answer" in message
         assert len(nearest) == 3 and recorded is None and upload is None  # the page's inputs are cleared
         assert not Path(uploaded).exists() and app.uploads() == []
+        key = FaceService(data).test_clips()[0]
+        face, message, nearest, _, _ = app.call("face", [None, None, key, None, "sf2f"])
+        assert Image.open(io.BytesIO(app.download(face))).size == (SF2F_IMAGE_SIZE, SF2F_IMAGE_SIZE)
+        assert message.startswith("Family **sf2f**") and "judge's space" in message and len(nearest) == 3
         text = tmp_path / "notes.wav"
         text.write_text("not audio\n")
         uploaded = app.upload(text)
-        face, message, nearest, _, _ = app.call("face", [None, file_data(uploaded), None, "neutral_fc"])
+        face, message, nearest, _, _ = app.call("face", [None, file_data(uploaded), None, "neutral_fc", "arspm"])
         assert face is None and nearest == [] and "\n" not in message
         assert message.startswith("**Error:** notes.wav is not an audio or video file")
         assert not Path(uploaded).exists()  # deleted after an error answer too
@@ -275,6 +348,7 @@ def test_the_page_in_a_headless_browser(server, tmp_path):
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.fail("needs Debian's chromium and chromium-driver on PATH (`make test` installs them as root)")
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
@@ -286,11 +360,17 @@ def test_the_page_in_a_headless_browser(server, tmp_path):
                  "--disable-gpu", "--no-proxy-server"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    wait = WebDriverWait(driver, 90)
+    # gradio re-renders components as answers arrive: an element found a moment ago may be gone, so look again
+    wait = WebDriverWait(driver, 90, ignored_exceptions=(StaleElementReferenceException,))
     try:
-        def ask(path: Path) -> None:
+        def ask(path: Path, family: str | None = None) -> None:
             driver.get(server)
             upload = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]")))
+            if family:  # pick it from the family list, as a user does
+                wait.until(ready.element_to_be_clickable((By.CSS_SELECTOR, "#family input"))).click()
+                wait.until(ready.element_to_be_clickable(
+                    (By.XPATH, f"//li[@role='option'][starts-with(@aria-label, '{family}:')]"))).click()
+                wait.until(lambda d: not any(e.is_displayed() for e in d.find_elements(By.ID, "variant")))
             upload.send_keys(str(path))
             wait.until(lambda d: path.stem in d.find_element(By.ID, "upload").text)  # uploaded to the server
             driver.find_element(By.ID, "go").click()
@@ -314,5 +394,14 @@ def test_the_page_in_a_headless_browser(server, tmp_path):
         assert error.startswith("Error:") and "is not an audio or video file" in error
         assert "\n" not in error and "Traceback" not in driver.page_source
         driver.save_screenshot(str(ARTIFACTS / "app-error.png"))
+
+        ask(write_wav(tmp_path / "voice.wav", 2.5), family="sf2f")  # another family: the judge's nearest faces
+        message = wait.until(lambda d: (lambda text: "Family sf2f" in text and text)(
+            d.find_element(By.ID, "message").text))
+        assert "judge's space" in message and "Prior:" not in message
+        image = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#face img").get_attribute("src") or False)
+        assert Image.open(io.BytesIO(_image_bytes(image))).size == (SF2F_IMAGE_SIZE, SF2F_IMAGE_SIZE)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#nearest img")) == 3)
+        driver.save_screenshot(str(ARTIFACTS / "app-sf2f.png"))
     finally:
         driver.quit()

@@ -41,7 +41,7 @@ def test_twenty_requests_at_once_five_times_give_whole_pngs_and_bounded_memory(d
 
         def ask(_: int) -> int:
             uploaded = app.upload(voice, timeout=TIMEOUT_S)
-            face, message, nearest, _, _ = app.call("face", [None, file_data(uploaded), None, "neutral_fc"],
+            face, message, nearest, _, _ = app.call("face", [None, file_data(uploaded), None, "neutral_fc", "arspm"],
                                                     timeout=TIMEOUT_S)
             assert face is not None, message
             assert _png(app.download(face, timeout=TIMEOUT_S)).size == (IMAGE_SIZE, IMAGE_SIZE)

@@ -1,5 +1,6 @@
-"""python -m pipeline.serve.predict through the real CLI: a face from a voice, and for every kind of bad input one
-sentence on stderr (``predict: error: ...``), exit status 2, no traceback and no output file."""
+"""python -m pipeline.serve.predict through the real CLI: a face from a voice (by AR-SPM, and by SF2F from its
+``--checkpoint``), and for every kind of bad input one sentence on stderr (``predict: error: ...``), exit status 2,
+no traceback and no output file."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ import torch
 from PIL import Image
 
 from pipeline.testing.app import IMAGE_SIZE, write_wav
+from pipeline.testing.families import write_tiny_sf2f
 from pipeline.training.loop import resume_path_for
 
 REPO = Path(__file__).resolve().parents[3]
@@ -142,6 +144,71 @@ def test_bad_input_is_one_sentence_exit_2_and_no_file(case, results):
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert re.search(CASES[case][1], lines[0]), lines[0]
     assert after == before  # nothing written, not even the PNG's directory
+
+
+SF2F_SIZE = 16  # not the AR-SPM workspace's 64 px: the PNG's size is the checkpoint's
+
+
+@pytest.fixture(scope="module")
+def sf2f(tmp_path_factory) -> Path:
+    """A tiny (untrained) SF2F fuser checkpoint of 16-px faces."""
+    return write_tiny_sf2f(tmp_path_factory.mktemp("sf2f") / "sf2f_fuser.pt", image_size=SF2F_SIZE)
+
+
+def test_another_family_draws_a_face_png_of_its_checkpoints_size(inputs, sf2f, tmp_path):
+    out = tmp_path / "face.png"
+    proc = predict(tmp_path, "--family", "sf2f", "--checkpoint", str(sf2f), "--audio", str(inputs["voice"]),
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("predict: ") and "SF2F (encoder + fuser + decoder, 16 px)" in proc.stdout
+    image = Image.open(out)
+    assert image.format == "PNG" and image.size == (SF2F_SIZE, SF2F_SIZE)
+
+
+#: each bad use of --family / --checkpoint: (the arguments besides --audio and --out, the one sentence)
+FAMILY_CASES = {
+    "unknown_family": (["--family", "nosuch"], r"unknown model family 'nosuch': the families are arspm, sf2f$"),
+    "sf2f_with_encoder": (["--family", "sf2f", "--checkpoint", "sf2f_checkpoint", "--encoder", "encoder"],
+                          r"the sf2f family takes --checkpoint \(its trained generator\), not --encoder, --decoder"),
+    "sf2f_without_checkpoint": (["--family", "sf2f"], r"the sf2f family takes --checkpoint"),
+    "arspm_encoder_as_sf2f_checkpoint": (["--family", "sf2f", "--checkpoint", "encoder"],
+                                         r"\S*encoder-neutral_fc.pt is not a model family's checkpoint \(arch "
+                                         r"'speech_encoder'\), but the sf2f family was asked for$"),
+    "arspm_with_checkpoint": (["--checkpoint", "sf2f_checkpoint", "--encoder", "encoder", "--decoder", "decoder"],
+                              r"the arspm family takes --encoder and --decoder .*not --checkpoint$"),
+}
+
+
+@pytest.fixture(scope="module")
+def family_results(inputs, sf2f, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, list, list]]:
+    """Every case of :data:`FAMILY_CASES` run at once, each in a directory of its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path_factory.mktemp("predict-family-cases")
+    given = {**inputs, "sf2f_checkpoint": sf2f}  # names in FAMILY_CASES that stand for files
+
+    def run(case: str) -> tuple[subprocess.CompletedProcess, list, list]:
+        cwd = root / case
+        cwd.mkdir()
+        args = [str(given[a]) if a in given else a for a in FAMILY_CASES[case][0]]
+        before = sorted(cwd.rglob("*"))
+        proc = predict(cwd, *args, "--audio", str(inputs["voice"]), "--out", str(cwd / "out" / "face.png"), threads=1)
+        return proc, before, sorted(cwd.rglob("*"))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(zip(FAMILY_CASES, pool.map(run, FAMILY_CASES)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(FAMILY_CASES))
+def test_a_bad_family_or_checkpoint_is_one_sentence_exit_2_and_no_file(case, family_results):
+    proc, before, after = family_results[case]
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("predict: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert re.search(FAMILY_CASES[case][1], lines[0]), lines[0]
+    assert after == before
 
 
 def test_every_device_name_goes_through_one_parser():

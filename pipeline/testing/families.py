@@ -1,0 +1,53 @@
+"""Tiny checkpoints of the model families and of the judge, built directly (no training; well under a second).
+
+``write_tiny_sf2f(path)`` writes an SF2F checkpoint as ``sf2f_fuser`` writes it (the family's header: ``family``,
+``stage: fuser``, ``image_size``), with untrained tiny widths; ``write_tiny_judge(path)`` writes a trained-kind
+judge checkpoint (``models.judge.JudgeResNet``, untrained tiny widths) as the ``judge`` stage writes it. Their
+weights are seeded, so the same call writes the same bytes. They draw and embed faces of the right shapes; what
+the faces look like is not the point.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: SF2F's architecture keys (as ``pipeline.families.sf2f.train.train_sf2f`` writes them), at tiny widths
+TINY_SF2F_CONFIG: dict[str, Any] = {
+    "encoder_channels": [8, 8], "embed_dim": 16, "decoder_width": 16, "image_size": 32, "fuser": True,
+    "discriminator_widths": [8, 8], "discriminator_hidden": 16, "num_ids": 2,
+}
+#: the judge's architecture keys (``models.judge.JudgeResNet``), at tiny widths
+TINY_JUDGE_CONFIG: dict[str, Any] = {"width": 0.125, "embed_dim": 16, "blocks": 1}
+
+
+def write_tiny_sf2f(path: str | Path, image_size: int = 32, fuser: bool = True, seed: int = 0) -> Path:
+    """An untrained tiny SF2F checkpoint of ``image_size``-px faces at ``path`` (an ``sf2f_fuser`` one, or with
+    ``fuser=False`` an ``sf2f_train`` one); returns ``path``."""
+    from pipeline.families.sf2f.model import ARCH, FAMILY, build, bundle
+    from pipeline.training.checkpoints import save_checkpoint
+
+    config = {**TINY_SF2F_CONFIG, "image_size": int(image_size), "fuser": bool(fuser)}
+    torch.manual_seed(seed)
+    generator, discriminators = build(config)
+    header = {"family": FAMILY, "stage": "fuser" if fuser else "train", "image_size": int(image_size),
+              "identity": "speaker", "identities": int(config["num_ids"])}
+    save_checkpoint(path, bundle(generator.eval(), discriminators.eval()), ARCH, config, header)
+    return Path(path)
+
+
+def write_tiny_judge(path: str | Path, image_size: int = 64, seed: int = 0) -> Path:
+    """An untrained tiny judge checkpoint (``kind: trained``) for ``image_size``-px crops at ``path``; returns it."""
+    from models import build_model
+    from models.judge import ARCH
+    from pipeline.training.checkpoints import save_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_model(ARCH, TINY_JUDGE_CONFIG).eval()
+    header = {"kind": "trained", "name": f"tiny untrained {ARCH}", "image_size": int(image_size)}
+    save_checkpoint(path, model, ARCH, TINY_JUDGE_CONFIG, header)
+    return Path(path)
+
+
+__all__ = ["TINY_JUDGE_CONFIG", "TINY_SF2F_CONFIG", "write_tiny_judge", "write_tiny_sf2f"]
