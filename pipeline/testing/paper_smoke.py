@@ -48,6 +48,8 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "judge": {"val_fraction": 0.3},  # dlib's judge (paper.yaml), measured on 3 held-out identities
     "train_encoder": {"epochs": 1},
     "evaluate_decoder": {"figure_columns": 4},
+    "sf2f_train": {"steps": 1},  # SF2F at its paper size (128 px, full widths, batch 256): one step each
+    "sf2f_fuser": {"steps": 1},
 }
 
 

@@ -124,7 +124,8 @@ def test_stage_params_are_leaf_keys_of_its_own_section(repo_root: Path) -> None:
 ALL_VARIANTS = ("non_prior", "neutral_fc")
 ENCODERS = {f"train_encoder@{v}" for v in ALL_VARIANTS}
 EVALUATES = {f"evaluate@{v}" for v in ALL_VARIANTS}
-TRAINING_TAIL = ENCODERS | EVALUATES | {"report"}
+TRAINING_TAIL = ENCODERS | EVALUATES | {"compare", "report"}  # compare draws AR-SPM's neutral_fc faces
+SF2F = {"sf2f_train", "sf2f_fuser"}
 
 
 @pytest.fixture(scope="module")
@@ -158,15 +159,12 @@ def test_editing_the_renderer_reruns_only_the_stages_that_draw(project: Path) ->
 
 
 @pytest.mark.slow
-def test_a_new_family_file_reruns_no_stage(project: Path) -> None:
-    """Code under pipeline/families/ is no dependency of any AR-SPM stage (the layer contract keeps it so)."""
-    family = project / "pipeline" / "families" / "sf2f"
-    family.mkdir()
-    (family / "__init__.py").write_text('"""SF2F, to come."""\n')
-    (family / "layers.py").write_text("WIDTH = 64\n")
-    families_init = project / "pipeline" / "families" / "__init__.py"
-    families_init.write_text(families_init.read_text() + "# edited\n")
-    assert changed_stages(project) == set()
+def test_a_family_edit_reruns_only_that_family_and_the_comparison(project: Path) -> None:
+    """Code under pipeline/families/sf2f/ is a dependency of SF2F's stages and of compare only, never of an AR-SPM
+    stage (the layer contract keeps it so)."""
+    modules = project / "pipeline" / "families" / "sf2f" / "modules.py"
+    modules.write_text(modules.read_text() + "\n# edited\n")
+    assert changed_stages(project) == {"sf2f_train", "sf2f_fuser", "compare"}
 
 
 KNOBS = {
@@ -180,7 +178,7 @@ KNOBS = {
         {"preprocess": {"image_size": 32}},
         {"preprocess", "gender_corpus_preprocess"},
         {"preprocess", "gender_corpus_preprocess", "face_encoder", "features", "gender", "priors", "train_decoder",
-         "evaluate_decoder"} | TRAINING_TAIL,
+         "evaluate_decoder"} | TRAINING_TAIL | SF2F,
     ),
     "gender_corpus.test_fraction": (
         {"gender_corpus": {"test_fraction": 0.5}},
@@ -192,15 +190,20 @@ KNOBS = {
         {"face_corpus": {"n_identities": 10}},
         {"face_corpus"},
         {"face_corpus", "face_encoder", "features", "priors", "train_decoder", "attribute_probe",
-         "evaluate_decoder"} | TRAINING_TAIL,
+         "evaluate_decoder", "judge"} | TRAINING_TAIL | SF2F,
     ),
     "attribute_probe.epochs": (
         {"attribute_probe": {"epochs": 2}},
         {"attribute_probe"},
-        {"attribute_probe", "evaluate_decoder"} | EVALUATES | {"report"},
+        {"attribute_probe", "evaluate_decoder"} | EVALUATES | {"compare", "report"},
     ),
     "train_encoder.lambdas": ({"train_encoder": {"lambdas": [1.0, 0.0, 1.2]}}, ENCODERS, TRAINING_TAIL),
     "evaluate.recall_k": ({"evaluate": {"recall_k": [1]}}, EVALUATES, EVALUATES | {"report"}),
+    # a family's key reruns only that family, the comparison and the report
+    "sf2f_train.lr": ({"sf2f_train": {"lr": 0.001}}, {"sf2f_train"}, SF2F | {"compare", "report"}),
+    "sf2f_fuser.steps": ({"sf2f_fuser": {"steps": 3}}, {"sf2f_fuser"}, {"sf2f_fuser", "compare", "report"}),
+    "judge.epochs": ({"judge": {"epochs": 2}}, {"judge"}, {"judge", "compare", "report"}),
+    "compare.kway_trials": ({"compare": {"kway_trials": 7}}, {"compare"}, {"compare", "report"}),
 }
 
 
