@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.common.errors import PipelineError
+from pipeline.training.augment import gaussian_blur
 
 #: dlib's judge: the recognizer, its landmark model, the chip it embeds
 DLIB_ARCH = "dlib_face_recognition_resnet_model_v1"
@@ -342,18 +343,6 @@ def corpus_images(corpus_dir: str | Path, keep: set[str] | None = None) -> tuple
     return (np.stack(faces) if faces else np.zeros((0, 1, 1, 3), np.uint8)), ids
 
 
-def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of a ``(B, C, H, W)`` batch (replicate borders)."""
-    radius = max(1, int(round(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype)
-    kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    out = F.pad(images, (radius, radius, radius, radius), mode="replicate")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 def augment(images: torch.Tensor, generator: torch.Generator, blur_max: float) -> torch.Tensor:
     """Random shift (up to 1/16 of the side), horizontal flip and mild brightness (±5 %: skin tone is part of
     identity) of a ``(B, 3, H, W)`` batch in [0, 1]; and half the batch blurred with one sigma drawn in
@@ -369,7 +358,7 @@ def augment(images: torch.Tensor, generator: torch.Generator, blur_max: float) -
         sigma = float(0.3 + (blur_max - 0.3) * torch.rand(1, generator=generator)) if blur_max > 0.3 else blur_max
         chosen = torch.rand(b, generator=generator) < 0.5
         if chosen.any():
-            out[chosen] = blur(out[chosen], sigma)
+            out[chosen] = gaussian_blur(out[chosen], sigma)
     return out.clamp_(0.0, 1.0)
 
 
@@ -379,7 +368,7 @@ def measure(judge: Judge, images: np.ndarray, identities: Sequence[str], blur_si
     out = retrieval_metrics(judge.embed(images), identities)
     if blur_sigma > 0:
         tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-        blurred = (blur(tensor, blur_sigma).clamp_(0, 1) * 255.0).round_().to(torch.uint8)
+        blurred = (gaussian_blur(tensor, blur_sigma).clamp_(0, 1) * 255.0).round_().to(torch.uint8)
         soft = retrieval_metrics(judge.embed(blurred.permute(0, 2, 3, 1).numpy()), identities)
         out["blurred"] = {"sigma": float(blur_sigma), **{k: soft[k] for k in (
             "recall_at_1", "identity_recall_at_1", "verification_auc", "eer")}}

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from models.probe import ARCH
 from pipeline.common.errors import PipelineError
+from pipeline.training.augment import gaussian_blur
 from pipeline.data.attributes import ATTRIBUTES, HAIR_NAMES, CorpusError, check_corpus_meta
 
 
@@ -154,18 +155,6 @@ def train_probe(corpus_dir: str | Path, params: Mapping[str, Any], device: torch
     return model.eval(), config, metrics
 
 
-def _blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of a ``(B, C, H, W)`` batch (replicate borders)."""
-    radius = max(1, int(round(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype)
-    kernel = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    out = F.pad(images, (radius, radius, radius, radius), mode="replicate")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 def _jitter(images: torch.Tensor, generator: torch.Generator, blur_max: float = 0.0) -> torch.Tensor:
     """Small random shifts and brightness, so the probe reads shapes and colours, not exact pixels; and, for half
     the batch, a Gaussian blur of sigma up to ``blur_max`` px. Decoded faces are smoother than the crops: a probe
@@ -179,7 +168,7 @@ def _jitter(images: torch.Tensor, generator: torch.Generator, blur_max: float = 
         sigma = float(0.3 + (blur_max - 0.3) * torch.rand(1, generator=generator)) if blur_max > 0.3 else blur_max
         chosen = torch.rand(b, generator=generator) < 0.5
         if chosen.any():
-            out[chosen] = _blur(out[chosen], sigma)
+            out[chosen] = gaussian_blur(out[chosen], sigma)
     return out.clamp_(0, 1)
 
 

@@ -33,7 +33,8 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def test_jitter_blurs_half_the_batch_and_keeps_the_range() -> None:
-    from pipeline.faces.probe import _blur, _jitter
+    from pipeline.faces.probe import _jitter
+    from pipeline.training.augment import gaussian_blur as _blur
     images = torch.zeros(8, 3, 32, 32)
     images[:, :, :, 16:] = 1.0  # a sharp vertical edge
     out = _jitter(images, torch.Generator().manual_seed(0), blur_max=1.5)
