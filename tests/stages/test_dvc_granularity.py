@@ -224,7 +224,7 @@ def test_prior_size_reruns_only_the_variants_that_use_a_prior(project: Path) -> 
     write_params(project, {"priors": {"n": 2}})
     proc = run_dvc(project, "repro", check=True)
     assert ran_stages(proc.stdout) == {"priors", "evaluate_decoder", "train_encoder@neutral_fc",
-                                       "evaluate@neutral_fc", "report"}
+                                       "evaluate@neutral_fc", "compare", "report"}
 
 
 @pytest.mark.slow

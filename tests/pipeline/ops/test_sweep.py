@@ -74,7 +74,7 @@ def test_sweep_runs_one_experiment_per_n_reruns_only_prior_stages_and_resumes(ti
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # n=2 is new; the baseline (n=4, the workspace's) is restored from the run-cache without running anything
     assert ran_stages(proc.stdout) == {"priors", "evaluate_decoder", "train_encoder@neutral_fc",
-                                       "evaluate@neutral_fc", "report"}
+                                       "evaluate@neutral_fc", "compare", "report"}
     report = (project / "sweeps/priors/prior_sweep.md").read_text(encoding="utf-8")
     assert "| **4** |" in report and "| 2 |" in report and "## `neutral_fc`" in report
     for png in ("prior_sweep.png", "prior_sweep_faces.png"):

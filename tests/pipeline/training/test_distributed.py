@@ -59,7 +59,8 @@ def _train_decoder_stage(inputs, tmp_path, **params) -> tuple[list[str], dict[st
     command = [sys.executable, "-m", "stages.train_decoder", "--corpus", str(inputs / "shards"),
                "--shards", str(inputs / "shards"), "--features", str(inputs / "features"),
                "--face-encoder", str(inputs / "models" / "face_encoder.pt"), "--out", str(tmp_path / "decoder.pt"),
-               "--metrics", str(tmp_path / "decoder.json"), "--plots", str(tmp_path / "plots")]
+               "--metrics", str(tmp_path / "decoder.json"), "--cost", str(tmp_path / "cost.json"),
+               "--plots", str(tmp_path / "plots")]
     return command, env
 
 

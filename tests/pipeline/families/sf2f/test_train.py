@@ -54,6 +54,7 @@ def test_both_stages_train_and_draw_faces(inputs: dict[str, Path], tmp_path: Pat
     assert generator.parameter_count() == sum(second["parameters"][k] for k in ("encoder", "decoder", "fuser"))
 
 
+@pytest.mark.slow  # two training runs; the fast lane keeps the other three
 def test_same_seed_same_bytes(inputs: dict[str, Path], tmp_path: Path) -> None:
     _train(inputs, tmp_path / "a")
     _train(inputs, tmp_path / "b")
