@@ -14,21 +14,13 @@ import sys
 import time
 from typing import ClassVar, Literal
 
-from pipeline.common.schema import (
-    Device,
-    Field,
-    Fraction,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
-    Section,
-    Seed,
-)
+from pipeline.common.schema import Field, Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.evaluation.judge import build_judge, summary_line
+from pipeline.training.params import AdamKeys
 
 
-class Params(Section):
+class Params(AdamKeys):
     """The ``judge`` section: the network that scores generated faces, trained apart from every family."""
 
     SECTION: ClassVar[str] = "judge"
@@ -39,18 +31,11 @@ class Params(Section):
     embed_dim: int = Field(ge=2, description="embedding size")
     epochs: PositiveInt = Field(description="passes over the judge corpus's training identities")
     batch_size: int = Field(ge=2, description="images per step")
-    lr: PositiveFloat = Field(description="Adam's learning rate")
-    beta1: float = Field(ge=0, lt=1, description="Adam's beta1 (beta2 0.999)")
-    eps: PositiveFloat = Field(description="Adam's epsilon")
-    lr_decay: float = Field(gt=0, le=1, description="lr x lr_decay every lr_decay_every epochs (1.0 = constant)")
-    lr_decay_every: PositiveInt = Field(description="epochs between two lr decays")
     margin: float = Field(ge=0, lt=1, description="CosFace's additive cosine margin")
     scale: PositiveFloat = Field(description="CosFace's logit scale")
     val_fraction: Fraction = Field(description="share of judge corpus identities held out to measure the judge")
     blur_max: NonNegativeFloat = Field(description="largest training blur sigma, pixels (half of each batch); "
                                                    "the held-out images are also measured blurred by it")
-    seed: Seed
-    device: Device = Field(description="auto (CUDA when present), cpu, cuda, cuda:N or mps")
 
 
 def add_arguments(parser) -> None:

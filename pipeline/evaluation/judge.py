@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.common.errors import PipelineError
-from pipeline.training.augment import gaussian_blur
+from pipeline.training.augment import blur_half, gaussian_blur
 
 #: dlib's judge: the recognizer, its landmark model, the chip it embeds
 DLIB_ARCH = "dlib_face_recognition_resnet_model_v1"
@@ -354,11 +354,7 @@ def augment(images: torch.Tensor, generator: torch.Generator, blur_max: float) -
     flip = torch.rand(b, generator=generator) < 0.5
     out[flip] = out[flip].flip(-1)
     out = out * (0.95 + 0.1 * torch.rand(b, 1, 1, 1, generator=generator))
-    if blur_max > 0:
-        sigma = float(0.3 + (blur_max - 0.3) * torch.rand(1, generator=generator)) if blur_max > 0.3 else blur_max
-        chosen = torch.rand(b, generator=generator) < 0.5
-        if chosen.any():
-            out[chosen] = gaussian_blur(out[chosen], sigma)
+    out = blur_half(out, generator, blur_max)
     return out.clamp_(0.0, 1.0)
 
 

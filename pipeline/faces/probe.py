@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from models.probe import ARCH
 from pipeline.common.errors import PipelineError
-from pipeline.training.augment import gaussian_blur
 from pipeline.data.attributes import ATTRIBUTES, HAIR_NAMES, CorpusError, check_corpus_meta
+from pipeline.training.augment import blur_half
 
 
 class ProbeError(PipelineError, ValueError):
@@ -164,11 +164,7 @@ def _jitter(images: torch.Tensor, generator: torch.Generator, blur_max: float = 
     b, _, h, _ = images.shape
     out = random_shift(images, max(1, h // 32), generator)
     out = out * (0.9 + 0.2 * torch.rand(b, 1, 1, 1, generator=generator))
-    if blur_max > 0:
-        sigma = float(0.3 + (blur_max - 0.3) * torch.rand(1, generator=generator)) if blur_max > 0.3 else blur_max
-        chosen = torch.rand(b, generator=generator) < 0.5
-        if chosen.any():
-            out[chosen] = gaussian_blur(out[chosen], sigma)
+    out = blur_half(out, generator, blur_max)
     return out.clamp_(0, 1)
 
 

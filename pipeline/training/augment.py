@@ -53,3 +53,15 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     out = F.pad(images, (radius, radius, radius, radius), mode="replicate")
     out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def blur_half(images: torch.Tensor, generator: torch.Generator, blur_max: float) -> torch.Tensor:
+    """Blur about half of a batch (each image with probability 1/2) with one sigma drawn in 0.3..``blur_max`` px
+    (``blur_max`` itself when it is at most 0.3; nothing when it is 0), in place; returns the batch."""
+    if blur_max <= 0:
+        return images
+    sigma = float(0.3 + (blur_max - 0.3) * torch.rand(1, generator=generator)) if blur_max > 0.3 else blur_max
+    chosen = torch.rand(images.shape[0], generator=generator) < 0.5
+    if chosen.any():
+        images[chosen] = gaussian_blur(images[chosen], sigma)
+    return images

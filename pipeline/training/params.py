@@ -13,11 +13,10 @@ from pydantic import model_validator
 from pipeline.common.schema import Device, Field, PositiveFloat, PositiveInt, Section, Seed
 
 
-class TrainingKeys(Section):
-    """Optimiser, schedule, seed, device, precision and data-parallel keys of a training stage."""
+class AdamKeys(Section):
+    """Adam, its step schedule, the seed and the device: what every trained network's section has, the GAN families'
+    and the judge's included (``pipeline.training.loop.make_optimizer`` reads them)."""
 
-    epochs: PositiveInt = Field(description="passes over the training data")
-    batch_size: PositiveInt = Field(description="samples per step (per process under torchrun)")
     lr: PositiveFloat = Field(description="Adam's learning rate")
     beta1: float = Field(ge=0, lt=1, description="Adam's beta1 (beta2 0.999)")
     eps: PositiveFloat = Field(description="Adam's epsilon")
@@ -25,6 +24,13 @@ class TrainingKeys(Section):
     lr_decay_every: PositiveInt = Field(description="epochs between two lr decays")
     seed: Seed
     device: Device = Field(description="auto (CUDA when present), cpu, cuda, cuda:N or mps")
+
+
+class TrainingKeys(AdamKeys):
+    """Optimiser, schedule, seed, device, precision and data-parallel keys of a training stage."""
+
+    epochs: PositiveInt = Field(description="passes over the training data")
+    batch_size: PositiveInt = Field(description="samples per step (per process under torchrun)")
     precision: Literal["fp32", "bf16", "fp16"] = Field(description="autocast precision (fp16 with a GradScaler)")
     num_workers: int = Field(ge=0, description="loader processes, each reading its own shards (0 = in process)")
     nproc: PositiveInt = Field(description="processes per node; > 1 reruns the stage under torchrun (DDP)")
