@@ -85,7 +85,8 @@ def _bound_waits(fs: Any, config: dict[str, Any]) -> float:
     """Make an S3 filesystem give up on a dead endpoint within a bounded time (before its first use); return
     the longest wait for one request."""
     args = getattr(fs, "fs_args", None)
-    if not isinstance(args, dict) or "s3" not in tuple(getattr(fs, "protocol", ()) or ()):
+    protocol = getattr(fs, "protocol", ())
+    if not isinstance(args, dict) or "s3" not in ((protocol,) if isinstance(protocol, str) else tuple(protocol)):
         return 0.0
     kwargs = args.setdefault("config_kwargs", {})
     kwargs.setdefault("connect_timeout", int(config.get("connect_timeout", WAIT_S)))
