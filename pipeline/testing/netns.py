@@ -1,6 +1,7 @@
 """Two "hosts" for a test: two Linux network namespaces joined by one veth pair, made and removed by the test.
 
-``two_nodes()`` creates namespaces ``s2f-<index>-<pid>-a`` and ``-b`` (``<pid>``: the creating process), a veth pair
+``two_nodes()`` creates namespaces ``s2f-<index>-<pid>-<run>-a`` and ``-b`` (``<pid>``: the creating process,
+``<run>``: a tag of the test run, :func:`run_tag`), a veth pair
 ``s2f<index>a`` / ``s2f<index>b`` with one end in each, the addresses ``10.213.<x>.<y>`` of one /30 subnet that is
 unique to this pair (``<index>`` is taken under a lock among the pairs that exist now), and ``lo`` up in both. Nothing
 is bridged to any other network: the veth's two ends live only inside the two namespaces, so the addresses exist
@@ -27,9 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFIX = "s2f-"
-_NAME = re.compile(rf"^{PREFIX}(\d+)-(\d+)-([ab])$")
+_NAME = re.compile(rf"^{PREFIX}(\d+)-(\d+)-(\w+)-([ab])$")
 _LOCK = Path("/tmp/s2f-netns.lock")
 _SUBNETS = 16384  # /30 subnets of 10.213.0.0/16
+
+
+def run_tag() -> str:
+    """A short tag of the test run that makes a pair (from ``S2F_TEST_RUN``, which tests/conftest.py sets once per
+    run), so that the run's end-of-run check can tell its own namespaces from another run's."""
+    import hashlib
+
+    return hashlib.sha1(os.environ.get("S2F_TEST_RUN", "none").encode()).hexdigest()[:8]
 
 
 def netns_unavailable() -> str | None:
@@ -120,6 +129,18 @@ class Node:
     def run(self, argv: Sequence[str], check: bool = False, **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(argv), check=check, **kwargs)
 
+    def pids(self) -> list[int]:
+        """Every process running in this namespace now."""
+        return _pids_in(self.ns)
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in this namespace (a machine that dies), one by one, by id; the namespace stays."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def link(self, up: bool) -> None:
         """Take this node's veth up or down (down: the other node can no longer reach it, nor it the other)."""
         _ip("-n", self.ns, "link", "set", self.dev, "up" if up else "down")
@@ -142,6 +163,12 @@ def _take_index() -> int:
     raise RuntimeError("no free subnet for a namespace pair")
 
 
+#: TCP retransmissions before a connection to a silent peer fails, in both namespaces: 5 is about 6 s; the kernel's
+#: default 15 is about 15 minutes, which a survivor of a node cut off the network can spend blocked in a send (a
+#: torchrun agent or rank did, after gloo's own timeout had fired). Cluster nodes can set the same sysctl.
+TCP_RETRIES2 = 5
+
+
 @contextmanager
 def two_nodes() -> Iterator[Pair]:
     """Make a namespace pair (see the module's doc), yield it, and remove it at exit, even on failure."""
@@ -152,7 +179,7 @@ def two_nodes() -> Iterator[Pair]:
             remove_stale()
             index = _take_index()
             base = 4 * index  # the /30's network address, within 10.213.0.0/16
-            names = [f"{PREFIX}{index}-{os.getpid()}-{side}" for side in "ab"]
+            names = [f"{PREFIX}{index}-{os.getpid()}-{run_tag()}-{side}" for side in "ab"]
             devs = [f"s2f{index}{side}" for side in "ab"]
             addresses = [f"10.213.{(base + host) >> 8}.{(base + host) & 255}" for host in (1, 2)]
             for ns in names:
@@ -164,6 +191,8 @@ def two_nodes() -> Iterator[Pair]:
                 _ip("-n", ns, "addr", "add", f"{address}/30", "dev", dev)
                 _ip("-n", ns, "link", "set", dev, "up")
                 _ip("-n", ns, "link", "set", "lo", "up")
+                subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv4.tcp_retries2={TCP_RETRIES2}"],
+                               check=True, capture_output=True)
         except BaseException:
             for ns in made:
                 remove(ns)
@@ -175,3 +204,16 @@ def two_nodes() -> Iterator[Pair]:
     finally:
         for ns in made:
             remove(ns)
+
+
+def require_netns() -> None:
+    """For a test (or fixture) that needs two namespaces: skip it, saying what is missing, where they cannot be
+    made; under ``CI=true`` that is a failure instead (CI runs as root with iproute2 installed by ``make test``)."""
+    import pytest
+
+    reason = netns_unavailable()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI cannot run the two-node tests: {reason}")
+    pytest.skip(reason)
