@@ -22,6 +22,12 @@ $(VENV)/.installed: requirements.txt
 	@$(VENV)/bin/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	@touch $@
 
+# the S3 remote's plugin and the object store the tests run (requirements-remote.txt): for tests and teams, not demo
+$(VENV)/.installed-remote: $(VENV)/.installed requirements-remote.txt
+	@echo "==> S3 remote packages (requirements-remote.txt)"
+	@$(VENV)/bin/python -m pip install -q -r requirements-remote.txt
+	@touch $@
+
 setup: $(VENV)/.installed
 	@# Debian's ffmpeg (the imageio-ffmpeg wheel is no substitute: it ships no ffprobe)
 	@bash scripts/ensure_debian.sh "ffmpeg ffprobe" "ffmpeg" "the pipeline"
@@ -38,14 +44,16 @@ demo: setup
 sweep-priors: setup
 	@python -m pipeline.ops.sweep $(if $(SWEEP_N),--n $(SWEEP_N)) $(if $(SWEEP_VARIANTS),--variants $(SWEEP_VARIANTS))
 
-test: setup
+test: setup $(VENV)/.installed-remote
 	@# a browser that downloads itself at install time is no option offline: Debian's chromium for the app's test
 	@bash scripts/ensure_debian.sh "chromium chromedriver" "chromium chromium-driver" "the app's browser test"
+	@# `ip` makes the network namespaces of the two-node tests (pipeline.testing.netns)
+	@bash scripts/ensure_debian.sh "ip" "iproute2" "the two-node tests"
 	@python -m pytest -q -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS) tests
 
 # The fast lane while you edit (under 3 minutes on 2 cores): every test not marked slow, which still covers the
 # params checks, the manifest, the shard contract, the model shapes, the layers and one tiny dvc repro.
-test-fast: setup
+test-fast: setup $(VENV)/.installed-remote
 	@python -m pytest -q -n 2 --dist loadgroup -m "not slow" --durations=10 $(PYTEST_ARGS) tests
 
 # dvc.yaml's code deps and the DAG drawings in README.md and docs/, regenerated from the code (the tests check both)

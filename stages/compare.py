@@ -31,6 +31,9 @@ class Params(Section):
     kway_trials: PositiveInt = Field(description="seeded K-way draws per test clip")
     max_samples: NonNegativeInt = Field(description="test clips drawn (the first in shard order; 0 = all)")
     batch_size: PositiveInt = Field(description="spectrograms per generator call")
+    noise_voices: NonNegativeInt = Field(description="test voices of a sampling family's disentanglement grid (0 = "
+                                                     "no grid)")
+    noise_draws: PositiveInt = Field(description="seeds (z) per voice in that grid")
     seed: Seed
     device: Device = Field(description="auto (CUDA when present), cpu, cuda, cuda:N or mps")
 

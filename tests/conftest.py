@@ -29,3 +29,48 @@ def artifacts_dir() -> Path:
     out = REPO / "test-artifacts"
     out.mkdir(exist_ok=True)
     return out
+
+
+# What the suite starts must end with it: SeaweedFS stores, Ray nodes, torchrun agents and network namespaces. Every
+# process the suite starts inherits this marker in its environment, so the check finds only this run's leftovers
+# (other runs on the same machine have their own), and a helper that forgot to stop something fails the run.
+_MARKER = "S2F_TEST_RUN"
+os.environ.setdefault(_MARKER, f"{os.getpid()}-{os.urandom(4).hex()}")
+_SERVICES = ("weed", "raylet", "gcs_server", "ray::", "torch.distributed.run", "torchrun", "plasma_store")
+
+
+def _leftovers() -> list[str]:
+    marker = f"{_MARKER}={os.environ[_MARKER]}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") and any(name in args for name in _SERVICES):
+            found.append(f"pid {proc.name}: {args[:120]}")
+    from pipeline.testing.netns import namespaces, run_tag
+
+    found += [f"network namespace {ns}" for ns in namespaces() if ns.endswith((f"-{run_tag()}-a", f"-{run_tag()}-b"))]
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """At the very end of the run (the controller, under xdist): fail it if any of its services or namespaces is
+    still there, after a few seconds' grace for processes that are being killed."""
+    import time
+
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller checks once all have ended
+        return
+    deadline = time.monotonic() + 10
+    left = _leftovers()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = _leftovers()
+    if left:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            "error: the test run left these behind:\n  " + "\n  ".join(left), red=True)
+        session.exitstatus = 1

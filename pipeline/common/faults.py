@@ -18,6 +18,10 @@ faults (:data:`FAULTS`):
 ``training.kill_rank=RANK:EPOCH``
     that rank of a training run SIGKILLs itself once rank 0 has written the resume state of that epoch (1-based),
     the way a crashed node loses one rank of a DDP run.
+``training.pause_ranks=EPOCH:DIR``
+    every rank but 0 of a training run stops once rank 0 has written the resume state of that epoch, leaves
+    ``DIR/rank<r>.pid`` and waits for ``DIR/release`` (at most 5 minutes), while rank 0 waits for it in the next
+    epoch's first collective: the moment at which a test kills a node, or cuts it off the network.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ FAULTS: dict[str, str] = {
     "download.crash_after_shards": "N",
     "engine.kill_worker_once": "DIR",
     "training.kill_rank": "RANK:EPOCH",
+    "training.pause_ranks": "EPOCH:DIR",
 }
 
 

@@ -10,11 +10,18 @@ and the true faces; the attribute probe reads the generated faces. For each fami
 - K-way matching (K = 2, 5, 10): the generated face against K true faces of K speakers, its own among them;
 - attributes: the probe's reading of the generated face against the speaker's known attributes;
 - realism and spread: KID in the judge's space (``kid_judge``, not Inception's) with the real-vs-real level beside
-  it, the pixel diversity ratio and the embedding diversity.
+  it, the pixel diversity ratio and the embedding diversity;
+- a family with its own voice–face matching space (the self-supervised family's contrastive encoders,
+  ``FaceGenerator.matching_embeddings``): its encoders' K-way matching and recall on the *true* faces, beside the
+  judge's K-way on its generated faces (Choi et al.'s "correlation" measure);
+- a family that samples (``FaceGenerator.noise_dim`` > 0): its disentanglement grid, ``noise_voices`` test voices
+  (Figure 6's first speakers) x ``noise_draws`` seeds, each face drawn alone so that a seed is one z for every
+  voice: along a row one voice with several z, down a column one z with several voices.
 
 Faces a family draws at another size than the test crops are resized to the crops' size (Lanczos) before the
 judge and the probe see them. Outputs: ``data/compare/faces.npz`` (keys, speakers, the true crops and each
-family's faces, the figure's key order), ``data/compare/per_sample.parquet`` and the metrics JSON; the cost
+family's faces, the figure's key order, and ``noise_<family>`` grids ``(voices, draws, H, W, 3)`` with their
+``noise_keys_<family>``), ``data/compare/per_sample.parquet`` and the metrics JSON; the cost
 (parameters, training seconds, milliseconds per face) goes to a file of its own, so that the rest stays
 byte-identical from the same seed.
 """
@@ -107,6 +114,45 @@ def family_metrics(gen: np.ndarray, real: np.ndarray, test: dict[str, Any], face
     return out
 
 
+def encoder_matching(generator, test: dict[str, Any], params: dict[str, Any]) -> dict[str, Any] | None:
+    """A family's own encoders on the true test faces (None for a family without a matching space): K-way
+    matching of each voice against K true faces of K speakers, and voice→face recall@k among all test faces."""
+    from pipeline.evaluation import compare_metrics as cm
+
+    embeddings = generator.matching_embeddings(test["specs"], test["faces"])
+    if embeddings is None:
+        return None
+    speech, faces = embeddings
+    return {"kway": cm.kway_accuracy(speech, faces, test["speakers"], [int(k) for k in params["kway_k"]],
+                                     trials=int(params["kway_trials"]), seed=int(params["seed"])),
+            "sample_recall": cm.sample_recall(speech, faces, [int(k) for k in params["recall_k"]])}
+
+
+def noise_grid(generator, test: dict[str, Any], keys: list[str], draws: int, size: int) -> np.ndarray:
+    """``(len(keys), draws, size, size, 3)`` uint8: voice ``keys[i]`` drawn alone with seed ``j`` (so one seed is
+    one z whatever the voice), resized to the crops' size."""
+    where = {k: i for i, k in enumerate(test["keys"])}
+    rows = []
+    for key in keys:
+        spec = test["specs"][where[key]][None]
+        rows.append(np.concatenate([resize_faces(generator.generate(spec, batch_size=1, seed=seed), size)
+                                    for seed in range(draws)]))
+    return np.stack(rows)
+
+
+def noise_spread(grid: np.ndarray, true_faces: np.ndarray) -> dict[str, Any]:
+    """How much z and the voice each change the drawn face: the mean over voices of the per-pixel spread across
+    seeds, and the mean over seeds of the spread across voices, each over the true faces' spread (as the diversity
+    ratio; 0 = that factor changes nothing)."""
+    from pipeline.evaluation.compare_metrics import diversity_ratio
+
+    over_z = [diversity_ratio(row, true_faces)["diversity_ratio"] for row in grid] if grid.shape[1] > 1 else []
+    over_voice = ([diversity_ratio(grid[:, j], true_faces)["diversity_ratio"] for j in range(grid.shape[1])]
+                  if grid.shape[0] > 1 else [])
+    return {"z_spread": float(np.mean(over_z)) if over_z else None,
+            "voice_spread": float(np.mean(over_voice)) if over_voice else None}
+
+
 def _accuracy(reads: dict[str, np.ndarray] | None, labels: dict[str, np.ndarray] | None) -> dict[str, Any] | None:
     """The probe's agreement with the speakers' attributes, with chance (None without a probe or labels)."""
     from pipeline.faces.probe import accuracy
@@ -148,8 +194,12 @@ def run_compare(shards_dir: str | Path, judge_path: str | Path, probe_path: str 
             return predict(probe, torch.stack([face_to_tensor(f) for f in faces]), device)
 
         true_reads = read(test["faces"])
+    from pipeline.evaluation.evaluate import grid_keys
+
+    order = grid_keys(list(zip(test["keys"], test["speakers"], test["genders"])), len(test["keys"]))
     results: dict[str, Any] = {}
     drawn: dict[str, np.ndarray] = {}
+    grids: dict[str, np.ndarray] = {}
     costs: dict[str, Any] = {}
     for name in families:
         generator = load_generator(name, device=device, **inputs.get(name, {}))
@@ -161,11 +211,16 @@ def run_compare(shards_dir: str | Path, judge_path: str | Path, probe_path: str 
         results[name] = {"title": get_family(name).title, "generator": generator.description,
                          "image_size": int(generator.image_size), **family_metrics(gen, real, test, faces, reads,
                                                                                     labels, params)}
+        encoders = encoder_matching(generator, test, params)
+        if encoders is not None:
+            results[name]["encoders"] = encoders
+        if generator.noise_dim > 0 and int(params["noise_voices"]) > 0:
+            grids[name] = noise_grid(generator, test, order[:int(params["noise_voices"])],
+                                     int(params["noise_draws"]), size)
+            results[name]["noise"] = {"voices": len(grids[name]), "draws": int(params["noise_draws"]),
+                                      **noise_spread(grids[name], test["faces"])}
         costs[name] = {"parameters": generator.parameter_count(), "ms_per_face": round(ms, 3),
                        "device": str(device)}
-    from pipeline.evaluation.evaluate import grid_keys
-
-    order = grid_keys(list(zip(test["keys"], test["speakers"], test["genders"])), len(test["keys"]))
     metrics = {"judge": {"name": judge.name, "kind": judge.kind}, "test_clips": len(test["keys"]),
                "test_speakers": len(set(test["speakers"])), "families": results,
                "true_faces": {"attributes": _accuracy(true_reads, labels)}}
@@ -173,7 +228,9 @@ def run_compare(shards_dir: str | Path, judge_path: str | Path, probe_path: str 
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "faces.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, keys=np.array(test["keys"]), speakers=np.array(test["speakers"]), figure_keys=np.array(order),
-                 true=test["faces"], families=np.array(families), **{f"family_{n}": f for n, f in drawn.items()})
+                 true=test["faces"], families=np.array(families), **{f"family_{n}": f for n, f in drawn.items()},
+                 **{f"noise_{n}": g for n, g in grids.items()},
+                 **{f"noise_keys_{n}": np.array(order[:len(g)]) for n, g in grids.items()})
     write_json(out_dir / "metrics.json", metrics)
     write_json(metrics_path, metrics)
     write_json(cost_path, {"families": {n: {**costs[n], **_training_cost(n, cost_files)} for n in families},

@@ -43,6 +43,12 @@ def _load_sf2f(checkpoint: Path, device: torch.device | str = "cpu") -> FaceGene
     return Sf2fGenerator(checkpoint, device)
 
 
+def _load_selfsup(checkpoint: Path, device: torch.device | str = "cpu") -> FaceGenerator:
+    from pipeline.families.selfsup.generator import SelfsupGenerator
+
+    return SelfsupGenerator(checkpoint, device)
+
+
 FAMILIES: dict[str, Family] = {
     "arspm": Family("arspm", "AR-SPM (neutral_fc)",
                     {"encoder": "data/models/encoder-neutral_fc.pt", "decoder": "data/models/decoder.pt",
@@ -50,6 +56,8 @@ FAMILIES: dict[str, Family] = {
                     ("gender_model",), _load_arspm),
     "sf2f": Family("sf2f", "SF2F (encoder + fuser + GAN decoder)", {"checkpoint": "data/models/sf2f_fuser.pt"}, (),
                    _load_sf2f),
+    "selfsup": Family("selfsup", "Self-supervised GAN (contrastive encoders + projection-D GAN)",
+                      {"checkpoint": "data/models/selfsup_gan.pt"}, (), _load_selfsup),
 }
 
 

@@ -1,10 +1,12 @@
-"""The comparison of the model families, rendered: ``reports/families.md``, ``reports/families.png`` and
-``reports/families_cost.md`` (part of the ``report`` stage, which owns ``reports/``).
+"""The comparison of the model families, rendered: ``reports/families.md``, ``reports/families.png``,
+``reports/families_cost.md`` and, for each family that samples, ``reports/disentanglement-<family>.png`` (part of
+the ``report`` stage, which owns ``reports/``).
 
 Reads ``data/compare/`` (``metrics.json`` and ``faces.npz``, written by ``compare``) and the comparison's cost file.
 Every number stands beside its chance level (or, for KID and diversity, beside the true faces' own level). The
 figure's columns are Figure 6's test speakers (``pipeline.evaluation.evaluate.grid_keys``): the original, then one
-row per family. The cost (parameters, training seconds, milliseconds per face) has a file of its own, since it
+row per family. A disentanglement figure has one row per test voice and one column per z (seed): along a row,
+one voice with several z; down a column, one z with several voices. The cost (parameters, training seconds, milliseconds per face) has a file of its own, since it
 holds wall-clock numbers.
 """
 from __future__ import annotations
@@ -47,11 +49,18 @@ def identity_table(families: dict[str, Any], ks: list[int]) -> list[str]:
 
 
 def kway_table(families: dict[str, Any]) -> list[str]:
+    """One row per family (the judge on its generated faces) and, for a family with its own encoders, one row of
+    those encoders on the true faces."""
     ks = sorted({int(key.split("@")[1]) for m in families.values() for key in m["kway"] if key.startswith("accuracy@")})
-    lines = ["| family | " + " | ".join(f"{k}-way" for k in ks) + " |", "|" + " --- |" * (1 + len(ks))]
+    lines = ["| family | faces, embedded by | " + " | ".join(f"{k}-way" for k in ks) + " |",
+             "|" + " --- |" * (2 + len(ks))]
     for m in families.values():
-        lines.append(f"| {m['title']} | " + " | ".join(_with_chance(m["kway"].get(f"accuracy@{k}"),
-                                                                   m["kway"].get(f"chance@{k}")) for k in ks) + " |")
+        rows = [("generated, the judge", m["kway"])]
+        if m.get("encoders"):
+            rows.append(("true, its own encoders", m["encoders"]["kway"]))
+        for what, kway in rows:
+            lines.append(f"| {m['title']} | {what} | " + " | ".join(
+                _with_chance(kway.get(f"accuracy@{k}"), kway.get(f"chance@{k}")) for k in ks) + " |")
     return lines
 
 
@@ -99,7 +108,9 @@ def families_markdown(metrics: dict[str, Any], ks: list[int]) -> str:
         "",
         "## K-way matching",
         "",
-        "A voice's generated face against K true faces of K speakers, its own among them.",
+        ("A voice's generated face against K true faces of K speakers, its own among them, in the judge's space; for "
+         "a family with its own voice and face encoders, also the voice against the K true faces in those encoders' "
+         "space (how well the family matches real faces to voices, beside how well its drawn faces carry that)."),
         "",
         *kway_table(families),
         "",
@@ -115,10 +126,27 @@ def families_markdown(metrics: dict[str, Any], ks: list[int]) -> str:
         "",
         *realism_table(families),
         "",
+        *noise_lines(families),
         "Costs: [families_cost.md](families_cost.md). Faces: [families.png](families.png).",
         "",
     ]
     return "\n".join(lines)
+
+
+def noise_lines(families: dict[str, Any]) -> list[str]:
+    """The disentanglement section: each sampling family's spread over z and over voices, and its figure."""
+    sampling = {name: m for name, m in families.items() if m.get("noise")}
+    if not sampling:
+        return []
+    lines = ["## What the noise changes", "",
+             ("Test voices x seeds (z), each face drawn alone; spreads are per-pixel spreads over the true faces' "
+              "(as the diversity ratio): over z for one voice, and over voices for one z."), "",
+             "| family | spread over z | spread over voices | figure |", "| --- | --- | --- | --- |"]
+    for name, m in sampling.items():
+        n = m["noise"]
+        lines.append(f"| {m['title']} | {_f(n.get('z_spread'))} | {_f(n.get('voice_spread'))} | "
+                     f"[disentanglement-{name}.png](disentanglement-{name}.png) |")
+    return lines + [""]
 
 
 def cost_markdown(cost: dict[str, Any], titles: dict[str, str]) -> str:
@@ -148,9 +176,26 @@ def families_figure(compare_dir: Path, metrics: dict[str, Any], path: Path, colu
     save_grid_png(path, rows, labels, [speakers[k] for k in order])
 
 
+def noise_figures(compare_dir: Path, metrics: dict[str, Any], out_dir: Path) -> list[Path]:
+    """``disentanglement-<family>.png`` for each family with a noise grid in ``faces.npz``."""
+    written = []
+    with np.load(compare_dir / "faces.npz", allow_pickle=False) as data:
+        speakers = {str(k): str(s) for k, s in zip(data["keys"], data["speakers"])}
+        for name in metrics["families"]:
+            if f"noise_{name}" not in data.files:
+                continue
+            grid, keys = data[f"noise_{name}"], [str(k) for k in data[f"noise_keys_{name}"]]
+            path = out_dir / f"disentanglement-{name}.png"
+            save_grid_png(path, [list(row) for row in grid], [f"voice of {speakers[k]}" for k in keys],
+                          [f"z{j + 1}" for j in range(grid.shape[1])])
+            written.append(path)
+    return written
+
+
 def write_families_report(compare_dir: str | Path, cost_path: str | Path, out_dir: str | Path,
                           columns: int) -> list[Path]:
-    """Write families.md, families_cost.md and families.png into ``out_dir``; return their paths."""
+    """Write families.md, families_cost.md, families.png and the disentanglement figures into ``out_dir``; return
+    their paths."""
     compare_dir, out_dir = Path(compare_dir), Path(out_dir)
     if not (compare_dir / "metrics.json").is_file() or not (compare_dir / "faces.npz").is_file():
         raise FamiliesReportError(f"{compare_dir} holds no comparison (run the compare stage first)")
@@ -166,4 +211,4 @@ def write_families_report(compare_dir: str | Path, cost_path: str | Path, out_di
         tmp.write_text(cost_markdown(cost, {n: m["title"] for n, m in metrics["families"].items()}),
                        encoding="utf-8")
     families_figure(compare_dir, metrics, png, columns)
-    return [md, cost_md, png]
+    return [md, cost_md, png, *noise_figures(compare_dir, metrics, out_dir)]

@@ -69,7 +69,10 @@ class FaceGenerator(ABC):
 
     Subclasses set ``family`` (its name in ``pipeline.evaluation.families``), ``image_size``, ``description`` (one
     line for reports), ``modules`` (the networks it runs, for the parameter count) and ``device``, and implement
-    :meth:`faces`. The networks are frozen and in eval mode, so the same input gives the same face.
+    :meth:`faces`. The networks are frozen and in eval mode, so the same input and seed give the same face. A family
+    that samples sets ``noise_dim`` (the comparison then draws its disentanglement figure: one voice with several
+    seeds, one seed with several voices); one with its own voice–face matching space implements
+    :meth:`matching_embeddings`.
     """
 
     family: str
@@ -77,6 +80,8 @@ class FaceGenerator(ABC):
     description: str
     device: torch.device
     modules: tuple[torch.nn.Module, ...] = ()
+    #: width of the noise ``seed`` drives (0: every seed draws the same face)
+    noise_dim: int = 0
 
     @abstractmethod
     def faces(self, specs: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -95,6 +100,12 @@ class FaceGenerator(ABC):
                                      f"weights?)")
             out.append(to_uint8(images))
         return np.concatenate(out, axis=0)
+
+    def matching_embeddings(self, specs: np.ndarray | torch.Tensor,
+                            faces: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The family's own unit embeddings of voices and of true faces (uint8 ``(N, H, W, 3)``) in one space, for
+        K-way matching on real faces: ``(speech [N, D], faces [N, D])``; None for a family without such a space."""
+        return None
 
     def parameter_count(self) -> int:
         """Parameters of the networks that drawing a face runs."""

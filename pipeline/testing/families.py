@@ -1,7 +1,8 @@
 """Tiny checkpoints of the model families and of the judge, built directly (no training; well under a second).
 
 ``write_tiny_sf2f(path)`` writes an SF2F checkpoint as ``sf2f_fuser`` writes it (the family's header: ``family``,
-``stage: fuser``, ``image_size``), with untrained tiny widths; ``write_tiny_judge(path)`` writes a trained-kind
+``stage: fuser``, ``image_size``), with untrained tiny widths; ``write_tiny_selfsup(path)`` a self-supervised GAN
+checkpoint as ``train_selfsup_gan`` writes it (its frozen contrastive encoders inside); ``write_tiny_judge(path)`` writes a trained-kind
 judge checkpoint (``models.judge.JudgeResNet``, untrained tiny widths) as the ``judge`` stage writes it. Their
 weights are seeded, so the same call writes the same bytes. They draw and embed faces of the right shapes; what
 the faces look like is not the point.
@@ -17,6 +18,11 @@ import torch
 TINY_SF2F_CONFIG: dict[str, Any] = {
     "encoder_channels": [8, 8], "embed_dim": 16, "decoder_width": 16, "image_size": 32, "fuser": True,
     "discriminator_widths": [8, 8], "discriminator_hidden": 16, "num_ids": 2,
+}
+#: the self-supervised GAN's architecture keys (as ``pipeline.families.selfsup.train.train_gan`` writes them)
+TINY_SELFSUP_CONFIG: dict[str, Any] = {
+    "noise_dim": 4, "generator_width": 4, "discriminator_widths": [4, 8], "image_size": 32,
+    "contrastive": {"speech_channels": [8, 8], "face_widths": [8, 8], "embed_dim": 8, "image_size": 32},
 }
 #: the judge's architecture keys (``models.judge.JudgeResNet``), at tiny widths
 TINY_JUDGE_CONFIG: dict[str, Any] = {"width": 0.125, "embed_dim": 16, "blocks": 1}
@@ -37,6 +43,21 @@ def write_tiny_sf2f(path: str | Path, image_size: int = 32, fuser: bool = True, 
     return Path(path)
 
 
+def write_tiny_selfsup(path: str | Path, image_size: int = 32, seed: int = 0) -> Path:
+    """An untrained tiny ``train_selfsup_gan`` checkpoint of ``image_size``-px faces at ``path``; returns ``path``."""
+    from pipeline.families.selfsup.model import ARCH, FAMILY, STAGE, build
+    from pipeline.training.checkpoints import config_hash, save_checkpoint
+
+    config = {**TINY_SELFSUP_CONFIG, "image_size": int(image_size)}
+    torch.manual_seed(seed)
+    width = int(config["contrastive"]["embed_dim"])
+    header = {"family": FAMILY, "stage": STAGE, "image_size": int(image_size), "noise_dim": config["noise_dim"],
+              "cond_dim": width, "contrastive": {"config_hash": config_hash(config["contrastive"]),
+                                                 "embed_dim": width}}
+    save_checkpoint(path, build(config).eval(), ARCH, config, header)
+    return Path(path)
+
+
 def write_tiny_judge(path: str | Path, image_size: int = 64, seed: int = 0) -> Path:
     """An untrained tiny judge checkpoint (``kind: trained``) for ``image_size``-px crops at ``path``; returns it."""
     from models import build_model
@@ -50,4 +71,5 @@ def write_tiny_judge(path: str | Path, image_size: int = 64, seed: int = 0) -> P
     return Path(path)
 
 
-__all__ = ["TINY_JUDGE_CONFIG", "TINY_SF2F_CONFIG", "write_tiny_judge", "write_tiny_sf2f"]
+__all__ = ["TINY_JUDGE_CONFIG", "TINY_SELFSUP_CONFIG", "TINY_SF2F_CONFIG", "write_tiny_judge", "write_tiny_selfsup",
+           "write_tiny_sf2f"]

@@ -14,6 +14,9 @@ in its own process with :func:`faults_on`. Every known fault (:data:`KNOWN`, the
   retry then runs the unit undisturbed.
 - :data:`TRAINING_KILL_RANK` (``training.kill_rank``, setting ``"RANK:EPOCH"``): that rank of a training run
   SIGKILLs itself once rank 0 has written the resume state of that epoch (1-based).
+- :data:`TRAINING_PAUSE_RANKS` (``training.pause_ranks``, setting ``"EPOCH:DIR"``): every rank but 0 stops after that
+  epoch's resume state, leaves ``DIR/rank<r>.pid`` and waits for ``DIR/release``: a test then kills a node or takes
+  its link down.
 
 Example::
 
@@ -30,6 +33,7 @@ from pipeline.common.faults import ENV, FAULTS, parse_faults
 DOWNLOAD_CRASH_AFTER_SHARDS = "download.crash_after_shards"
 ENGINE_KILL_WORKER_ONCE = "engine.kill_worker_once"
 TRAINING_KILL_RANK = "training.kill_rank"
+TRAINING_PAUSE_RANKS = "training.pause_ranks"
 #: every fault point the pipeline has, by name
 KNOWN: tuple[str, ...] = tuple(sorted(FAULTS))
 

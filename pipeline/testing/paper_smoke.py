@@ -50,6 +50,10 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "evaluate_decoder": {"figure_columns": 4},
     "sf2f_train": {"steps": 1},  # SF2F at its paper size (128 px, full widths, batch 256): one step each
     "sf2f_fuser": {"steps": 1},
+    # the self-supervised family at its full size, one step each; its batches are whole (the last partial one is
+    # dropped), so they must fit the smoke run's 6 training clips
+    "contrastive": {"steps": 1, "batch_size": 4},
+    "train_selfsup_gan": {"steps": 1, "batch_size": 4},
 }
 
 

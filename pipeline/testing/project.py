@@ -55,7 +55,12 @@ TINY_PARAMS: dict[str, Any] = {
     "sf2f_train": {"encoder_channels": [8, 8], "embed_dim": 16, "decoder_width": 16, "discriminator_widths": [8, 8],
                    "discriminator_hidden": 16, "steps": 2, "batch_size": 4},
     "sf2f_fuser": {"steps": 2, "batch_size": 4},
-    "compare": {"recall_k": [1, 2], "kway_k": [2], "kway_trials": 5, "batch_size": 8},
+    "contrastive": {"speech_channels": [8, 8], "face_widths": [8, 8, 8], "embed_dim": 8, "crop_frames": 100,
+                    "steps": 2, "batch_size": 4},
+    "train_selfsup_gan": {"noise_dim": 4, "generator_width": 4, "discriminator_widths": [4, 8], "steps": 2,
+                          "batch_size": 4},
+    "compare": {"recall_k": [1, 2], "kway_k": [2], "kway_trials": 5, "batch_size": 8, "noise_voices": 2,
+                "noise_draws": 2},
     "report": {"grid_columns": 2},
 }
 

@@ -64,8 +64,18 @@ def torchrun_command(params: dict[str, Any], module: str, argv: list[str]) -> li
         if not endpoint:
             raise DistributedError(f"nnodes {nnodes} needs rdzv_endpoint (host:port of the rendezvous, the same on "
                                    f"every node)")
-        wait_for_rendezvous(endpoint)
+        host = wait_for_rendezvous(endpoint)
         command += [f"--nnodes={nnodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={endpoint}"]
+        local = _address_towards(endpoint)
+        if local:  # what the other nodes reach this one at (torchrun would publish its hostname's address)
+            command.append(f"--local_addr={local}")
+        conf = []
+        if host:  # torchrun guesses this from the hostname, which may not resolve to rdzv_endpoint's address
+            conf.append("is_host=true")
+        if params.get("dist_timeout_s"):  # the agents' store reads wait no longer than the ranks' collectives
+            conf.append(f"read_timeout={int(params['dist_timeout_s'])}")
+        if conf:
+            command.append(f"--rdzv_conf={','.join(conf)}")
     return command + ["-m", module, *argv]
 
 
@@ -84,10 +94,11 @@ def check_processes(nproc: int, device: str) -> None:
 RENDEZVOUS_WAIT_S = 120.0
 
 
-def wait_for_rendezvous(endpoint: str, wait_s: float | None = None) -> None:
+def wait_for_rendezvous(endpoint: str, wait_s: float | None = None) -> bool:
     """Before torchrun (whose c10d rendezvous retries for 15 minutes by default): one sentence when the
     rendezvous host does not resolve, or, on a node other than the host, when nothing answers at ``endpoint``
-    within ``RENDEZVOUS_WAIT_S``. The host's own node opens the port, so it does not wait for it."""
+    within ``RENDEZVOUS_WAIT_S``. The host's own node opens the port, so it does not wait for it. Returns whether
+    this node is the rendezvous host."""
     import socket
     import time
 
@@ -99,12 +110,12 @@ def wait_for_rendezvous(endpoint: str, wait_s: float | None = None) -> None:
     except OSError:
         raise DistributedError(f"the rendezvous host {host!r} of rdzv_endpoint does not resolve") from None
     if _is_this_machine(address):
-        return
+        return True
     deadline = time.monotonic() + (RENDEZVOUS_WAIT_S if wait_s is None else wait_s)
     while True:
         try:
             with socket.create_connection((address, int(port)), timeout=5):
-                return
+                return False
         except OSError:
             if time.monotonic() >= deadline:
                 raise DistributedError(f"no rendezvous answers at {endpoint} (waited "
@@ -113,13 +124,33 @@ def wait_for_rendezvous(endpoint: str, wait_s: float | None = None) -> None:
             time.sleep(1.0)
 
 
+def _address_towards(endpoint: str) -> str | None:
+    """This node's own address on the route to ``endpoint`` (a UDP socket's connect sends nothing), or None."""
+    import socket
+
+    host, _, port = endpoint.rpartition(":")
+    try:
+        address = socket.gethostbyname(host.strip("[]"))
+        if address.startswith("127."):
+            return None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect((address, int(port)))
+            return sock.getsockname()[0]
+    except (OSError, ValueError):
+        return None
+
+
 def _is_this_machine(address: str) -> bool:
+    """Whether ``address`` is one of this machine's own (then its torchrun hosts the rendezvous): binding to it
+    works only here, whatever the hostname resolves to (a node with several interfaces)."""
     import socket
 
     if address.startswith("127.") or address == "::1":
         return True
     try:
-        return address in socket.gethostbyname_ex(socket.gethostname())[2]
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as sock:
+            sock.bind((address, 0))
+        return True
     except OSError:
         return False
 
@@ -154,13 +185,20 @@ def relaunch_stage(stage: str, args: Any) -> str | None:
     return relaunched_summary(load_section(stage, args.params), f"stages.{stage}", args.command_line, stage)
 
 
-def setup(device: torch.device) -> Rank:
-    """Join the process group when running under torchrun (NCCL on CUDA, gloo otherwise); return this rank."""
+def setup(device: torch.device, timeout_s: float | None = None) -> Rank:
+    """Join the process group when running under torchrun (NCCL on CUDA, gloo otherwise); return this rank.
+
+    ``timeout_s`` (the stage's ``dist_timeout_s``): how long a rank waits for the others in a collective before it
+    fails, so that a node that stops answering (dead, or cut off the network) fails the run within that time
+    instead of torch's default (30 min on gloo, 10 on NCCL)."""
+    import datetime
+
     import torch.distributed as dist
 
     rank = current()
     if rank.distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        timeout = datetime.timedelta(seconds=float(timeout_s)) if timeout_s else None
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
         atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     return rank
 

@@ -158,7 +158,7 @@ def fit(
     from pipeline.training import distributed
 
     device = device if device is not None else torch.device("cpu")
-    rank = distributed.setup(device)
+    rank = distributed.setup(device, params.get("dist_timeout_s"))
     amp_dtype = autocast_dtype(params)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     optimizer, scheduler = make_optimizer(model, params)
@@ -269,6 +269,7 @@ def fit(
                                 "critic_optimizer": critic_optimizer.state_dict(),
                                 "critic_scheduler": critic_scheduler.state_dict()} if critic else {})}, tmp)
         _kill_point(rank.rank, epoch + 1, resume)
+        _pause_point(rank.rank, epoch + 1, resume)
     # Running BatchNorm statistics from the final weights (see recalibrate_batchnorm), in a fixed order, over the
     # whole split, by rank 0 alone: only its checkpoint is written.
     if rank.main:
@@ -301,6 +302,32 @@ def _kill_point(rank: int, epoch: int, resume: Path) -> None:
             break
         time.sleep(0.2)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+#: fault point, setting ``"<epoch>:<folder>"``: every rank but 0 stops once that epoch's resume state is written,
+#: leaves ``<folder>/rank<r>.pid`` and waits (at most 5 min) for ``<folder>/release``, then goes on; rank 0 meanwhile
+#: waits for it in the next epoch's first collective. Tests make a node die or drop off the network during the pause.
+PAUSE_RANKS = "training.pause_ranks"
+
+
+def _pause_point(rank: int, epoch: int, resume: Path) -> None:
+    import os
+    import time
+
+    from pipeline.common.faults import fault_setting
+
+    setting = fault_setting(PAUSE_RANKS)
+    if not setting or rank == 0 or not setting.startswith(f"{epoch}:"):
+        return
+    folder = Path(setting.split(":", 1)[1])
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # rank 0 writes the state; wait for it, so that the rerun can resume
+        if resume.is_file() and torch.load(resume, map_location="cpu", weights_only=True)["epoch"] >= epoch:
+            break
+        time.sleep(0.2)
+    (folder / f"rank{rank}.pid").write_text(str(os.getpid()), encoding="utf-8")
+    while not (folder / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 @torch.no_grad()

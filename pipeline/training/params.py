@@ -1,6 +1,6 @@
 """The keys every training stage's params section shares, as one small sub-schema the stages' schemas extend.
 
-``face_encoder``, ``gender``, ``train_decoder`` and ``train_encoder`` read these 15 keys the same way
+``face_encoder``, ``gender``, ``train_decoder`` and ``train_encoder`` read these 16 keys the same way
 (``pipeline.training.loop``, ``pipeline.training.distributed``). Kept small and stable: an edit here reruns every
 training stage, while an edit to one stage's own schema (in its ``stages/<name>.py``) reruns that stage only.
 """
@@ -39,6 +39,8 @@ class TrainingKeys(AdamKeys):
     nnodes: PositiveInt = Field(description="nodes; > 1 needs rdzv_endpoint")
     rdzv_endpoint: str = Field(pattern=r"^$|^[\w.\-\[\]:]+:\d+$",
                                description='host:port of the c10d rendezvous for nnodes > 1 ("" = one node)')
+    dist_timeout_s: PositiveInt = Field(description="DDP: seconds a process waits for the others (a collective, "
+                                                    "the rendezvous store) before the run fails")
 
     @model_validator(mode="after")
     def _nodes_need_an_endpoint(self) -> "TrainingKeys":

@@ -43,7 +43,9 @@ BAD = {
     "evaluate": ("evaluate", "recall_k", [0], "it must be greater than or equal to 1"),
     "sf2f_train": ("sf2f_train", "image_size", 96, "the decoder reaches only 4·2^k px"),
     "sf2f_fuser": ("sf2f_fuser", "batch_size", 1, "it must be greater than or equal to 2"),
-    "compare": ("compare", "families", ["sf2f", "stylegan"], "it must be 'arspm' or 'sf2f'"),
+    "contrastive": ("contrastive", "batch_size", 1, "it must be greater than or equal to 2"),
+    "train_selfsup_gan": ("train_selfsup_gan", "augment", "yes", "it must be a valid boolean"),
+    "compare": ("compare", "families", ["sf2f", "stylegan"], "it must be 'arspm', 'sf2f' or 'selfsup'"),
     "report": ("report", "grid_columns", "8", "it must be a valid integer"),
 }
 

@@ -126,6 +126,7 @@ ENCODERS = {f"train_encoder@{v}" for v in ALL_VARIANTS}
 EVALUATES = {f"evaluate@{v}" for v in ALL_VARIANTS}
 TRAINING_TAIL = ENCODERS | EVALUATES | {"compare", "report"}  # compare draws AR-SPM's neutral_fc faces
 SF2F = {"sf2f_train", "sf2f_fuser"}
+SELFSUP = {"contrastive", "train_selfsup_gan"}
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +179,7 @@ KNOBS = {
         {"preprocess": {"image_size": 32}},
         {"preprocess", "gender_corpus_preprocess"},
         {"preprocess", "gender_corpus_preprocess", "face_encoder", "features", "gender", "priors", "train_decoder",
-         "evaluate_decoder"} | TRAINING_TAIL | SF2F,
+         "evaluate_decoder"} | TRAINING_TAIL | SF2F | SELFSUP,
     ),
     "gender_corpus.test_fraction": (
         {"gender_corpus": {"test_fraction": 0.5}},
@@ -202,6 +203,9 @@ KNOBS = {
     # a family's key reruns only that family, the comparison and the report
     "sf2f_train.lr": ({"sf2f_train": {"lr": 0.001}}, {"sf2f_train"}, SF2F | {"compare", "report"}),
     "sf2f_fuser.steps": ({"sf2f_fuser": {"steps": 3}}, {"sf2f_fuser"}, {"sf2f_fuser", "compare", "report"}),
+    "contrastive.embed_dim": ({"contrastive": {"embed_dim": 16}}, {"contrastive"}, SELFSUP | {"compare", "report"}),
+    "train_selfsup_gan.steps": ({"train_selfsup_gan": {"steps": 3}}, {"train_selfsup_gan"},
+                                {"train_selfsup_gan", "compare", "report"}),
     "judge.epochs": ({"judge": {"epochs": 2}}, {"judge"}, {"judge", "compare", "report"}),
     "compare.kway_trials": ({"compare": {"kway_trials": 7}}, {"compare"}, {"compare", "report"}),
 }

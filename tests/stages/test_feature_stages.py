@@ -29,11 +29,11 @@ PARAMS = {
                      "batch_size": 4, "lr": 0.001, "beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 1,
                      "dropout": 0.0, "batch_norm": True, "attribute_weight": 1.0, "seed": 0, "device": "cpu",
                      "precision": "fp32", "num_workers": 0, "nproc": 1, "rank_split": "samples", "nnodes": 1,
-                     "rdzv_endpoint": ""},
+                     "rdzv_endpoint": "", "dist_timeout_s": 600},
     "features": {"fc7_relu": True, "batch_size": 5, "device": "cpu"},
     "gender": {"width": 0.0625, "epochs": 1, "batch_size": 4, "lr": 0.001, "beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0,
                "lr_decay_every": 1, "seed": 0, "device": "cpu", "precision": "fp32", "num_workers": 0, "nproc": 1,
-               "rank_split": "samples", "nnodes": 1, "rdzv_endpoint": ""},
+               "rank_split": "samples", "nnodes": 1, "rdzv_endpoint": "", "dist_timeout_s": 600},
     "priors": {"n": 100, "seed": 0, "convergence_n": [2, 4], "neutral": "random"},  # balanced: test_pipeline_e2e
 }
 

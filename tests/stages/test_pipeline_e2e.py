@@ -95,6 +95,29 @@ def test_every_output_exists_with_the_right_shapes(project):
     assert summary.returncode == 0 and "recall@" in summary.stdout
 
 
+def test_the_self_supervised_family_trains_label_free_and_is_compared(project):
+    """contrastive and train_selfsup_gan ran through DVC; the comparison scores the family with the judge, its
+    encoders on the true faces, and draws its disentanglement grid."""
+    from pipeline.training.checkpoints import read_header
+
+    header = read_header(project / "data/models/contrastive.pt")
+    assert (header["family"], header["embed_dim"]) == ("contrastive", TINY_PARAMS["contrastive"]["embed_dim"])
+    assert json.loads((project / "metrics/contrastive.json").read_text())["test"]["kway"]["chance@2"] == 0.5
+    gan = read_header(project / "data/models/selfsup_gan.pt")
+    assert (gan["family"], gan["image_size"], gan["cond_dim"]) == ("selfsup", 64, header["embed_dim"])
+    compared = json.loads((project / "metrics/compare.json").read_text())["families"]
+    assert set(compared) == {"arspm", "sf2f", "selfsup"} and "encoders" not in compared["sf2f"]
+    selfsup = compared["selfsup"]
+    assert {"sample_recall", "kway", "attributes", "kid", "diversity"} <= set(selfsup)
+    assert selfsup["encoders"]["kway"]["chance@2"] == 0.5 and selfsup["noise"]["voices"] == 2
+    with np.load(project / "data/compare/faces.npz") as faces:
+        assert faces["noise_selfsup"].shape == (2, 2, 64, 64, 3) and "noise_sf2f" not in faces.files
+    assert (project / "reports/disentanglement-selfsup.png").stat().st_size > 0
+    assert "true, its own encoders" in (project / "reports/families.md").read_text()
+    cost = json.loads((project / "metrics/compare_cost.json").read_text())["families"]["selfsup"]
+    assert cost["train_stages"] == ["contrastive", "train_selfsup_gan"] and cost["train_seconds"] > 0
+
+
 def test_nothing_to_do_and_plots_render(project, tmp_path):
     status = run_dvc(project, "status", check=True)
     assert "changed" not in status.stdout, status.stdout

@@ -15,6 +15,7 @@ from pipeline.testing.faults import (
     ENGINE_KILL_WORKER_ONCE,
     KNOWN,
     TRAINING_KILL_RANK,
+    TRAINING_PAUSE_RANKS,
     fault_env,
     fault_spec,
     faults_on,
@@ -50,11 +51,12 @@ def test_fault_env_and_faults_on_carry_the_settings(tmp_path, monkeypatch):
 def test_the_testing_names_are_the_production_fault_points_and_all_documented():
     from pipeline.data.download.runner import CRASH_AFTER_SHARDS
     from pipeline.data.engine import KILL_WORKER_ONCE
-    from pipeline.training.loop import KILL_RANK
+    from pipeline.training.loop import KILL_RANK, PAUSE_RANKS
 
-    assert set(KNOWN) == set(FAULTS) == {DOWNLOAD_CRASH_AFTER_SHARDS, ENGINE_KILL_WORKER_ONCE, TRAINING_KILL_RANK}
-    assert (CRASH_AFTER_SHARDS, KILL_WORKER_ONCE, KILL_RANK) == (
-        DOWNLOAD_CRASH_AFTER_SHARDS, ENGINE_KILL_WORKER_ONCE, TRAINING_KILL_RANK)
+    assert set(KNOWN) == set(FAULTS) == {DOWNLOAD_CRASH_AFTER_SHARDS, ENGINE_KILL_WORKER_ONCE, TRAINING_KILL_RANK,
+                                         TRAINING_PAUSE_RANKS}
+    assert (CRASH_AFTER_SHARDS, KILL_WORKER_ONCE, KILL_RANK, PAUSE_RANKS) == (
+        DOWNLOAD_CRASH_AFTER_SHARDS, ENGINE_KILL_WORKER_ONCE, TRAINING_KILL_RANK, TRAINING_PAUSE_RANKS)
     for name in KNOWN:
         assert f"``{name}=" in production.__doc__ and f"``{name}``" in testing.__doc__, name
 

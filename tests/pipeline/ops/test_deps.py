@@ -96,6 +96,14 @@ def test_family_code_reruns_only_its_family_compare_and_report(repo_root: Path) 
     runs_arspm = {stage for stage, files in deps.expected_deps(repo_root).items()
                   if any(f.startswith("pipeline/arspm/train") for f in files)}
     assert not [s for s in runs_arspm if s.startswith("sf2f_")]
+    # the self-supervised family: its GAN's code reruns the GAN and the comparison; the contrastive pretraining it
+    # shares (with SCLDM) reruns its own stage too, and neither reruns SF2F or AR-SPM
+    runs = {prefix: {stage for stage, files in deps.expected_deps(repo_root).items()
+                     if any(f.startswith(prefix) for f in files)}
+            for prefix in ("pipeline/families/selfsup/", "pipeline/families/contrastive/", "pipeline/data/label_free")}
+    assert runs["pipeline/families/selfsup/"] == {"train_selfsup_gan", "compare"}
+    assert runs["pipeline/families/contrastive/"] == {"contrastive", "train_selfsup_gan", "compare"}
+    assert runs["pipeline/data/label_free"] == {"contrastive", "train_selfsup_gan"}
 
 
 def test_the_import_graph_has_no_cycle(repo_root: Path) -> None:

@@ -52,7 +52,7 @@ def _train_decoder_stage(inputs, tmp_path, **params) -> tuple[list[str], dict[st
     from pipeline.testing.training import TINY_DECODER
 
     section = {**TINY_DECODER, "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": "",
-               "rank_split": "samples", **params}
+               "dist_timeout_s": 120, "rank_split": "samples", **params}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train_decoder": section}), encoding="utf-8")
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -102,6 +102,13 @@ def test_torchrun_command_for_one_and_many_nodes(monkeypatch):
     multi = torchrun_command({"nproc": 2, "nnodes": 2, "rdzv_endpoint": "10.0.0.1:29400"}, "m", [])
     assert "--nnodes=2" in multi and "--rdzv_endpoint=10.0.0.1:29400" in multi and "--standalone" not in multi
     assert waited == ["10.0.0.1:29400"]
+    # the rendezvous host's node tells torchrun so (its hostname may resolve elsewhere), and the store's reads wait
+    # no longer than the collectives
+    monkeypatch.setattr(distributed, "wait_for_rendezvous", lambda endpoint: True)
+    host = torchrun_command({"nproc": 1, "nnodes": 2, "rdzv_endpoint": "10.0.0.1:29400", "dist_timeout_s": 20},
+                            "m", [])
+    assert "--rdzv_conf=is_host=true,read_timeout=20" in host
+    assert distributed._is_this_machine("127.0.0.1") and not distributed._is_this_machine("198.51.100.7")
     with pytest.raises(DistributedError, match="nnodes 2 needs rdzv_endpoint"):
         torchrun_command({"nproc": 1, "nnodes": 2}, "m", [])
     monkeypatch.setenv("LOCAL_RANK", "0")  # already under torchrun: never launch again
@@ -176,7 +183,7 @@ def test_the_face_encoder_and_gender_stages_train_under_torchrun_too(stage, inpu
 
     loop_keys = {"beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 1, "seed": 0, "device": "cpu",
                  "precision": "fp32", "num_workers": 0, "nproc": 2, "nnodes": 1, "rdzv_endpoint": "",
-                 "rank_split": "samples"}
+                 "dist_timeout_s": 120, "rank_split": "samples"}
     if stage == "face_encoder":
         corpus = tmp_path / "corpus"
         generate_face_corpus(corpus, CorpusConfig(n_identities=4, images_per_identity=3, image_size=64),
