@@ -190,11 +190,15 @@ def test_an_upload_killed_half_way_then_pushed_again_leaves_the_remote_complete(
     push = subprocess.Popen([str(Path(sys.executable).with_name("dvc")), "push", "-j", "1"], cwd=project, env=tool_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        # The push runs in 20-ms slices between SIGCONT and SIGSTOP, so that it is caught half way however fast the
+        # machine uploads: on a quiet one all 212 objects once landed between two 50-ms polls of a free-running push
         deadline = time.monotonic() + 120
         while len(store.client().list_objects_v2(Bucket=store.bucket, Prefix="killed/").get("Contents", [])) < 20:
             assert push.poll() is None, "the push ended before it could be killed"
             assert time.monotonic() < deadline
-            time.sleep(0.05)
+            os.killpg(push.pid, signal.SIGCONT)
+            time.sleep(0.02)
+            os.killpg(push.pid, signal.SIGSTOP)
         os.killpg(push.pid, signal.SIGKILL)
     finally:
         if push.poll() is None:
