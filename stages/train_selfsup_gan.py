@@ -23,6 +23,8 @@ class Params(LabelFreeKeys):
     identity_weight: NonNegativeFloat = Field(description="1 - cos(F(G(z, c)), c), F the frozen contrastive face "
                                                           "encoder")
     reconstruction_weight: NonNegativeFloat = Field(description="L1 between G(z, c) and the clip's own face crop")
+    condition_noise: NonNegativeFloat = Field(description="std of the noise added to each entry of the unit c "
+                                                          "during training, then renormalised (0 = none)")
     augment: bool = Field(description="DiffAugment (colour, translation) on what the discriminator sees")
     discriminator_lr: PositiveFloat = Field(description="the discriminator's Adam learning rate")
 

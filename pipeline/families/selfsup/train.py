@@ -7,7 +7,9 @@ training, the encoders being in eval mode), z is standard normal noise from the 
 G(z, c). Its loss is the hinge GAN loss against the projection discriminator D(x, c), plus ``identity_weight`` ·
 (1 − cos(F(G(z, c)), c)), F the frozen ``contrastive`` face encoder (the drawn face must lie where the voice's
 face lies in the space both encoders were trained to share), plus ``reconstruction_weight`` · |G(z, c) − x|₁, x
-the clip's own face crop (its pairing is the only supervision; no label). Then the discriminator takes its hinge step on the
+the clip's own face crop (its pairing is the only supervision; no label). With ``condition_noise`` > 0 each
+step's c is jittered (Gaussian noise of that standard deviation per entry, renormalised), so that the generator
+learns a smooth map from voices to faces rather than one face per training clip: the test voices are unseen. Then the discriminator takes its hinge step on the
 clip's real face and the detached fake, both with the clip's c (Miyato & Koyama's projection: a real face with
 its own voice is "real").
 
@@ -123,7 +125,7 @@ def train_gan(shards_dir: str | Path, contrastive_path: str | Path, out: str | P
     draws = torch.Generator().manual_seed(int(params["seed"]))
     augments = torch.Generator().manual_seed(int(params["seed"]) + 1)
     weight, rec_weight = float(params["identity_weight"]), float(params["reconstruction_weight"])
-    augment = bool(params["augment"])
+    augment, jitter = bool(params["augment"]), float(params["condition_noise"])
 
     def seen(images: torch.Tensor) -> torch.Tensor:
         return diff_augment(images, augments) if augment else images
@@ -131,8 +133,13 @@ def train_gan(shards_dir: str | Path, contrastive_path: str | Path, out: str | P
     def batch_condition(batch: dict) -> torch.Tensor:
         return torch.stack([condition[key] for key in batch["key"]])
 
+    def jittered(c: torch.Tensor) -> torch.Tensor:
+        if jitter <= 0:
+            return c
+        return F.normalize(c + jitter * torch.randn(c.shape, generator=draws).to(device), dim=1)
+
     def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
-        c = batch_condition(batch)
+        c = jittered(batch_condition(batch))
         real = _resize(batch["face"].to(device, non_blocking=True), size)
         z = torch.randn(len(c), generator.noise_dim, generator=draws).to(device)
         fake = net(z, c)

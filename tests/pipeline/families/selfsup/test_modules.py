@@ -28,14 +28,14 @@ def test_the_generator_draws_faces_in_0_1_at_4_times_a_power_of_2() -> None:
 
 
 def test_the_projection_term_is_the_inner_product_of_the_projected_condition_and_the_features() -> None:
-    """D(x, c) = ψ(φ(x)) + ⟨V c, φ(x)⟩: the part that depends on c is linear in c and equals ⟨V c, φ(x)⟩."""
+    """D(x, c) = ψ(φ(x)) + ⟨V √d·c, φ(x)⟩: the part that depends on c is linear in c and equals ⟨V √d·c, φ(x)⟩."""
     torch.manual_seed(0)
     d = ProjectionDiscriminator(cond_dim=6, image_size=16, widths=(4, 8)).eval()
     x, c = torch.rand(2, 3, 16, 16), torch.randn(2, 6)
     phi = d.features(x * 2 - 1).sum(dim=(2, 3))
     unconditional = d(x, torch.zeros(2, 6))
     assert torch.allclose(unconditional, d.real_fake(phi).squeeze(1), atol=1e-5)
-    assert torch.allclose(d(x, c) - unconditional, (d.projection(c) * phi).sum(dim=1), atol=1e-5)
+    assert torch.allclose(d(x, c) - unconditional, (d.projection(c * 6 ** 0.5) * phi).sum(dim=1), atol=1e-4)
     assert torch.allclose(d(x, 2 * c) - unconditional, 2 * (d(x, c) - unconditional), atol=1e-4)
 
 

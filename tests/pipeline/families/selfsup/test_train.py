@@ -30,7 +30,7 @@ TINY_CONTRASTIVE = {
 }
 TINY_GAN = {
     "noise_dim": 4, "generator_width": 4, "discriminator_widths": [4, 8], "identity_weight": 1.0,
-    "reconstruction_weight": 10.0, "augment": True, "steps": 3, "batch_size": 4, "lr": 5e-4, "discriminator_lr": 5e-4,
+    "reconstruction_weight": 10.0, "condition_noise": 0.03, "augment": True, "steps": 3, "batch_size": 4, "lr": 5e-4, "discriminator_lr": 5e-4,
     "beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 1, "seed": 0, "device": "cpu",
     "precision": "fp32", "labels": "",
 }
