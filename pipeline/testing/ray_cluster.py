@@ -170,11 +170,14 @@ class TwoNodeCluster:
                 raise RuntimeError(f"the test Ray {what} did not start: {log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.2)
 
-    def start(self) -> TwoNodeCluster:
+    def start(self, worker: bool = True) -> TwoNodeCluster:
+        """Start the head and, with ``worker`` (the default), the worker node; without it a one-node cluster of
+        the head alone (what bench/bench_two_nodes.py compares two nodes with)."""
         self.head = self._start(self.pair.a, ["--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}",
                                               "--include-dashboard=false"], self.head_dir)
         self._wait_for(self.head, self.head_dir, "head")
-        self.start_worker()
+        if worker:
+            self.start_worker()
         return self
 
     def start_worker(self) -> None:
