@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -216,7 +217,7 @@ def test_an_upload_killed_half_way_then_pushed_again_leaves_the_remote_complete(
 
 
 @pytest.mark.slow
-def test_a_store_restarted_between_push_and_pull_loses_nothing(store, team):
+def test_a_store_restarted_between_push_and_pull_loses_nothing(store, team, tmp_path):
     a, _, _ = team
     before = remote_objects(store)
     for kill in (True, False):  # SIGKILL right after the push, then a graceful stop (SeaweedFS takes 15 s)
@@ -233,3 +234,13 @@ def test_a_store_restarted_between_push_and_pull_loses_nothing(store, team):
         assert remote_objects(store) == before  # every object back, with the bytes its name says
     proc = run_dvc(a, "status", "-c", check=True)
     assert "Cache and remote 'shared' are in sync." in proc.stdout
+    # and the pull: a copy of A with an empty cache gets every cache file back from the restarted store
+    pulled = clone_workspace(a, tmp_path / "pulled")
+    shutil.rmtree(pulled / ".dvc" / "cache")
+    run_dvc(pulled, "pull", check=True)
+    assert _cache_files(pulled) == _cache_files(a)
+
+
+def _cache_files(project: Path) -> dict[str, bytes]:
+    files = project / ".dvc" / "cache" / "files"
+    return {str(p.relative_to(files)): p.read_bytes() for p in sorted(files.rglob("*")) if p.is_file()}
