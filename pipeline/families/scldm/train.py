@@ -1,0 +1,342 @@
+"""SCLDM's two training stages, in the loop every model uses (``pipeline.training.loop.fit``).
+
+``scldm_autoencoder``: a diffusers ``AutoencoderKL`` trained on the face corpus's and the training clips' face
+crops (the face images alone), to reconstruct each face from a sample of its posterior: L1 in [-1, 1] plus
+``kl_weight`` · KL to the standard normal (LDM's KL-regularised autoencoder, without its perceptual and GAN terms,
+which the demo's minute cannot afford). Afterwards the latent scaling factor is 1 / the standard deviation of the
+training clips' latents (posterior means), as LDM computes it; it goes in the checkpoint's header. Metrics: the
+reconstruction L1 (pixels in [0, 1]) on the test clips' faces, and a figure of test faces over their
+reconstructions.
+
+``scldm_train``: each training clip gives once, before training, its frozen ``contrastive`` speech embedding c
+(whole clip, eval mode) and its face's scaled latent z (posterior mean × scaling factor). The face prior z_prior
+is the mean latent of the faces the ``priors`` stage chose for its neutral prior (its ``neutral-faces.json``:
+keys and weights, so each speaker counts once), or zeros with ``prior: false``. A step draws timesteps and noise
+from the run's seed, noises the residual r = z − z_prior with diffusers' ``DDPMScheduler`` (clipping off), drops c
+to the null (zero) condition for a ``condition_dropout`` share of the rows (classifier-free guidance) and regresses
+the U-Net's output on the noise (ε-prediction) or the velocity (v-prediction), mean squared error. The saved
+denoiser is the exponential moving average of the weights (``ema_decay``, warmed up as diffusers' ``EMAModel``:
+min(decay, (1 + n) / (10 + n)) at update n).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import IterableDataset
+
+from pipeline.common.errors import TrainingError
+from pipeline.common.io import write_json
+from pipeline.families.scldm.model import (
+    AUTOENCODER_ARCH,
+    AUTOENCODER_STAGE,
+    DIFFUSION_ARCH,
+    DIFFUSION_STAGE,
+    FAMILY,
+    build_autoencoder_from,
+    build_diffusion,
+    latent_shape,
+    load_autoencoder,
+)
+from pipeline.families.scldm.modules import (
+    check_latent_size,
+    drop_conditions,
+    prior_latent,
+    to_residual,
+    training_scheduler,
+    training_target,
+    update_ema,
+)
+
+#: the priors stage's list of the faces of its neutral prior (``pipeline.arspm.priors.save_neutral_faces``)
+NEUTRAL_FACES = "neutral-faces.json"
+
+
+class KeyDataset(IterableDataset):
+    """The training clips' keys, in a seeded shuffled order per epoch, whole batches only: what ``fit`` iterates
+    when every clip's inputs are already in memory (latents and conditions looked up by key)."""
+
+    def __init__(self, keys: list[str], seed: int, batch_size: int):
+        super().__init__()
+        if len(keys) < batch_size:
+            raise TrainingError(f"the train split has {len(keys)} clip(s), fewer than one batch of {batch_size}")
+        self.keys, self.seed, self.batch_size, self.epoch = list(keys), int(seed), int(batch_size), 0
+        self.shard_paths: list = []
+
+    def count(self) -> int:
+        return len(self.keys) - len(self.keys) % self.batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def split_for_rank(self, rank: int, world_size: int, by: str = "samples", num_workers: int = 0) -> int:
+        if int(world_size) != 1:
+            raise TrainingError("scldm_train runs in one process (nproc 1)")
+        return self.count()
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.keys))[:self.count()]
+        for i in order:
+            yield {"key": self.keys[int(i)]}
+
+
+def _to_model(faces: torch.Tensor) -> torch.Tensor:
+    return faces * 2 - 1
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def encode_faces(autoencoder: torch.nn.Module, faces: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Posterior means of faces ``(N, 3, S, S)`` in [0, 1] (unscaled latents)."""
+    out = []
+    for start in range(0, len(faces), batch_size):
+        out.append(autoencoder.encode(_to_model(faces[start:start + batch_size])).latent_dist.mean)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def split_faces(shards_dir: str | Path, split: str) -> tuple[list[str], torch.Tensor]:
+    """Keys and faces ``(N, 3, S, S)`` in [0, 1] of one split's clips, in shard order."""
+    from pipeline.data.datasets import make_loader
+    from pipeline.data.label_free import LabelFreeSplit
+
+    keys, faces = [], []
+    for batch in make_loader(LabelFreeSplit(shards_dir, split), 64):
+        keys += batch["key"]
+        faces.append(batch["face"].float())
+    return keys, torch.cat(faces)
+
+
+@torch.no_grad()
+def conditions(encoders: torch.nn.Module, shards_dir: str | Path, split: str, device: torch.device,
+               batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """Each clip's frozen pooled speech embedding (whole clip, eval mode) by key, on ``device``."""
+    from pipeline.data.datasets import make_loader
+    from pipeline.data.label_free import LabelFreeSplit
+
+    out: dict[str, torch.Tensor] = {}
+    for batch in make_loader(LabelFreeSplit(shards_dir, split), batch_size):
+        out.update(zip(batch["key"], encoders.embed_speech(batch["spec"].to(device).float()).pooled.float()))
+    return out
+
+
+def reconstruction_figure(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | Path) -> None:
+    """A PNG of faces (top row) over their reconstructions (bottom row), 2-px gaps."""
+    from PIL import Image
+
+    from pipeline.common.io import atomic_path
+    from pipeline.faces.generator import to_uint8
+
+    top, bottom = to_uint8(originals), to_uint8(reconstructions)
+    n, s = len(top), top.shape[1]
+    canvas = np.full((2 * s + 6, n * (s + 2) + 2, 3), 255, dtype=np.uint8)
+    for i in range(n):
+        x = 2 + i * (s + 2)
+        canvas[2:2 + s, x:x + s] = top[i]
+        canvas[4 + s:4 + 2 * s, x:x + s] = bottom[i]
+    with atomic_path(path) as tmp:
+        Image.fromarray(canvas).save(tmp, format="PNG")
+
+
+def train_autoencoder(corpus_dir: str | Path, shards_dir: str | Path, out: str | Path, metrics_path: str | Path,
+                      plots_dir: str | Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Train the autoencoder (module docstring), write its checkpoint, metrics and figure; returns the metrics."""
+    from pipeline.common.device import resolve_device, seed_everything
+    from pipeline.data.datasets import SplitDataset
+    from pipeline.families.contrastive.train import crop_size
+    from pipeline.training.checkpoints import save_checkpoint
+    from pipeline.training.loop import (
+        fingerprint,
+        fit,
+        resume_path_for,
+        summary_metrics,
+    )
+
+    device = resolve_device(params["device"])
+    crops = crop_size(shards_dir)
+    widths = [int(w) for w in params["widths"]]
+    try:
+        check_latent_size(crops, len(widths), int(params["latent_size"]))
+    except ValueError as exc:
+        raise TrainingError(f"scldm_autoencoder: {exc}") from None
+    corpus = SplitDataset(corpus_dir, "train", fields=("face",))
+    for item in corpus:
+        if int(item["face"].shape[-1]) != crops:
+            raise TrainingError(f"the face corpus {corpus_dir} has {int(item['face'].shape[-1])}-px images but the "
+                                f"shards have {crops}-px crops: set face_corpus.image_size: {crops}")
+        break
+    seed_everything(int(params["seed"]))
+    config = {"image_size": crops, "widths": widths, "latent_channels": int(params["latent_channels"]),
+              "layers_per_block": int(params["layers_per_block"])}
+    model = build_autoencoder_from(config).to(device)
+    draws = torch.Generator(device=device).manual_seed(int(params["seed"]))
+    kl_weight = float(params["kl_weight"])
+
+    def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
+        x = _to_model(batch["face"].to(device, non_blocking=True).float())
+        posterior = net.encode(x).latent_dist
+        recon = net.decode(posterior.sample(generator=draws)).sample
+        l1 = (recon.float() - x).abs().mean()
+        kl = posterior.kl().float().mean()
+        return l1 + kl_weight * kl, {"l1": float(l1.detach()), "kl": float(kl.detach())}
+
+    dataset = SplitDataset([corpus_dir, shards_dir], "train", fields=("face",), shuffle=True,
+                           seed=int(params["seed"]))
+    run_id = fingerprint({"params": dict(params), "config": config, "stage": "scldm_autoencoder"})
+    history = fit(model, dataset, step, params, out, plots_dir, run_id, "scldm_autoencoder", device)
+    model.eval()
+    _, train_faces = split_faces(shards_dir, "train")
+    latents = encode_faces(model, train_faces.to(device))
+    std = float(latents.double().std())
+    scaling = 1.0 / max(std, 1e-8)
+    test_keys, test_faces = split_faces(shards_dir, "test")
+    with torch.no_grad():
+        recon = ((model.decode(encode_faces(model, test_faces.to(device))).sample + 1) / 2).clamp(0, 1)
+    l1 = float((recon.cpu().double() - test_faces.double()).abs().mean())
+    shown = min(8, len(test_faces))
+    reconstruction_figure(test_faces[:shown], recon[:shown].cpu(), Path(plots_dir) / "reconstructions.png")
+    shape = latent_shape(config)
+    metrics = {**summary_metrics(history), "steps": int(history[-1].get("steps", 0)), "image_size": crops,
+               "latent_shape": shape, "latent_std": std, "scaling_factor": scaling,
+               "test": {"n": len(test_keys), "reconstruction_l1": l1},
+               "parameters": {"autoencoder": _count(model)}}
+    extra = {"family": FAMILY, "stage": AUTOENCODER_STAGE, "image_size": crops, "latent_shape": shape,
+             "scaling_factor": scaling, "latent_std": std, "history": history}
+    save_checkpoint(out, model.cpu(), AUTOENCODER_ARCH, config, extra)
+    resume = resume_path_for(out)
+    if resume.exists():
+        resume.unlink()
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def read_neutral_faces(priors_dir: str | Path) -> dict[str, float]:
+    """The priors stage's neutral-prior faces: ``key -> weight``."""
+    path = Path(priors_dir)
+    if path.is_dir():
+        path = path / NEUTRAL_FACES
+    if not path.is_file():
+        raise TrainingError(f"the priors stage's face list {path} not found (rerun the priors stage)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        faces = {str(k): float(w) for k, w in data["faces"]}
+    except (ValueError, KeyError, TypeError):
+        raise TrainingError(f"{path} is not the priors stage's face list (JSON with \"faces\": [[key, weight], "
+                            f"...])") from None
+    if not faces:
+        raise TrainingError(f"{path} lists no face: the neutral prior is empty")
+    return faces
+
+
+def train_diffusion(shards_dir: str | Path, contrastive_path: str | Path, autoencoder_path: str | Path,
+                    priors_path: str | Path, out: str | Path, metrics_path: str | Path, plots_dir: str | Path,
+                    params: dict[str, Any]) -> dict[str, Any]:
+    """Train the diffusion model (module docstring), write its checkpoint and metrics; returns the metrics."""
+    from pipeline.common.device import resolve_device, seed_everything
+    from pipeline.families.contrastive.model import load_contrastive
+    from pipeline.families.contrastive.train import crop_size
+    from pipeline.training.checkpoints import save_checkpoint
+    from pipeline.training.loop import (
+        fingerprint,
+        fit,
+        resume_path_for,
+        summary_metrics,
+    )
+
+    device = resolve_device(params["device"])
+    batch_size = int(params["batch_size"])
+    encoders, contrastive_header = load_contrastive(contrastive_path, device=device)
+    encoders.requires_grad_(False)
+    autoencoder, ae_header = load_autoencoder(autoencoder_path, device=device)
+    autoencoder.requires_grad_(False)
+    crops = crop_size(shards_dir)
+    if int(ae_header["image_size"]) != crops:
+        raise TrainingError(f"the autoencoder {autoencoder_path} is of {ae_header['image_size']}-px faces but the "
+                            f"shards have {crops}-px crops (rerun scldm_autoencoder)")
+    shape = latent_shape(ae_header["config"])
+    if shape != [int(x) for x in ae_header["latent_shape"]]:
+        raise TrainingError(f"the autoencoder {autoencoder_path} says its latents are {ae_header['latent_shape']} "
+                            f"but its config makes {shape}")
+    scaling = float(ae_header["scaling_factor"])
+    seed_everything(int(params["seed"]))
+    keys, faces = split_faces(shards_dir, "train")
+    latents = encode_faces(autoencoder, faces.to(device)) * scaling
+    latent_of = dict(zip(keys, latents))
+    condition = conditions(encoders, shards_dir, "train", device)
+    use_prior = bool(params["prior"])
+    chosen = read_neutral_faces(priors_path)
+    missing = sorted(set(chosen) - set(latent_of))
+    if missing:
+        raise TrainingError(f"{len(missing)} of the neutral prior's faces are not training clips of {shards_dir} "
+                            f"(first: {missing[0]}): rerun the priors stage")
+    prior_keys = sorted(chosen)
+    prior = (prior_latent(torch.stack([latent_of[k] for k in prior_keys]),
+                          torch.tensor([chosen[k] for k in prior_keys], dtype=torch.float64))
+             if use_prior else torch.zeros(shape, device=device))
+    scheduler = training_scheduler(int(params["train_timesteps"]), str(params["prediction_type"]))
+    config = {"autoencoder": ae_header["config"], "latent_shape": shape, "contrastive": contrastive_header["config"],
+              "denoiser": {"widths": [int(w) for w in params["widths"]],
+                           "layers_per_block": int(params["layers_per_block"]),
+                           "attention": bool(params["attention"])}}
+    try:
+        nets = build_diffusion(config)
+    except ValueError as exc:
+        raise TrainingError(f"scldm_train: {exc}") from None
+    nets["autoencoder"].load_state_dict(autoencoder.state_dict())
+    nets["encoders"].load_state_dict(encoders.state_dict())
+    nets["prior"].latent.copy_(prior.float().cpu())
+    denoiser = nets["denoiser"].to(device)
+    trained = torch.nn.ModuleDict({"denoiser": denoiser, "ema": copy.deepcopy(denoiser).requires_grad_(False)})
+    draws = torch.Generator().manual_seed(int(params["seed"]))
+    share, decay = float(params["condition_dropout"]), float(params["ema_decay"])
+    prior_dev = prior.to(device)
+    updates = [0]
+
+    def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
+        if updates[0]:  # the previous step's weights into the average (the last ones after fit)
+            update_ema(trained["ema"], trained["denoiser"], min(decay, (1 + updates[0]) / (10 + updates[0])))
+        updates[0] += 1
+        r0 = to_residual(torch.stack([latent_of[k] for k in batch["key"]]), prior_dev)
+        c = drop_conditions(torch.stack([condition[k] for k in batch["key"]]), share, draws)
+        noise = torch.randn(r0.shape, generator=draws).to(device)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(r0),), generator=draws).to(device)
+        pred = net["denoiser"](scheduler.add_noise(r0, noise, t), t, c)
+        loss = F.mse_loss(pred.float(), training_target(scheduler, r0, noise, t).float())
+        return loss, {"mse": float(loss.detach())}
+
+    run_id = fingerprint({"params": dict(params), "config": config, "stage": "scldm_train",
+                          "contrastive": contrastive_header["config_hash"], "autoencoder": ae_header["config_hash"],
+                          "prior_faces": prior_keys})
+    dataset = KeyDataset(keys, int(params["seed"]), batch_size)
+    history = fit(trained, dataset, step, params, out, plots_dir, run_id, "scldm_train", device)
+    update_ema(trained["ema"], trained["denoiser"], min(decay, (1 + updates[0]) / (10 + updates[0])))
+    nets["denoiser"] = trained["ema"]
+    residual = to_residual(latents, prior_dev)
+    metrics = {**summary_metrics(history), "steps": int(history[-1].get("steps", 0)), "latent_shape": shape,
+               "prediction_type": scheduler.config.prediction_type,
+               "prior": {"used": use_prior, "faces": len(prior_keys),
+                         "norm": float(prior.double().norm()),
+                         "latent_rms": float(latents.double().pow(2).mean().sqrt()),
+                         "residual_rms": float(residual.double().pow(2).mean().sqrt())},
+               "parameters": {"denoiser": _count(denoiser), "autoencoder": _count(autoencoder),
+                              "speech_encoder": _count(encoders.speech)}}
+    extra = {"family": FAMILY, "stage": DIFFUSION_STAGE, "image_size": crops, "latent_shape": shape,
+             "scaling_factor": scaling, "cond_dim": encoders.embed_dim, "prior": use_prior,
+             "prior_faces": len(prior_keys), "scheduler": {k: v for k, v in dict(scheduler.config).items()
+                                                           if not k.startswith("_")},
+             "contrastive": {"config_hash": contrastive_header["config_hash"], "embed_dim": encoders.embed_dim},
+             "autoencoder": {"config_hash": ae_header["config_hash"]}, "history": history}
+    save_checkpoint(out, nets.cpu(), DIFFUSION_ARCH, config, extra)
+    resume = resume_path_for(out)
+    if resume.exists():
+        resume.unlink()
+    write_json(metrics_path, metrics)
+    return metrics
