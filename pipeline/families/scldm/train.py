@@ -57,19 +57,27 @@ from pipeline.families.scldm.modules import (
 NEUTRAL_FACES = "neutral-faces.json"
 
 
+#: optimiser steps of one ``fit`` epoch of ``scldm_train`` at least (several passes over the clips): the loop saves a
+#: resume state and logs a row per epoch, which at the demo's 4 batches per pass cost more than the steps themselves
+STEPS_PER_EPOCH = 50
+
+
 class KeyDataset(IterableDataset):
-    """The training clips' keys, in a seeded shuffled order per epoch, whole batches only: what ``fit`` iterates
-    when every clip's inputs are already in memory (latents and conditions looked up by key)."""
+    """The training clips' keys, whole batches only, in a seeded shuffled order per pass; one epoch is as many
+    passes as make ``STEPS_PER_EPOCH`` steps. What ``fit`` iterates when every clip's inputs are already in memory
+    (latents and conditions looked up by key)."""
 
     def __init__(self, keys: list[str], seed: int, batch_size: int):
         super().__init__()
         if len(keys) < batch_size:
             raise TrainingError(f"the train split has {len(keys)} clip(s), fewer than one batch of {batch_size}")
         self.keys, self.seed, self.batch_size, self.epoch = list(keys), int(seed), int(batch_size), 0
+        self.per_pass = len(self.keys) - len(self.keys) % self.batch_size
+        self.passes = -(-STEPS_PER_EPOCH // (self.per_pass // self.batch_size))
         self.shard_paths: list = []
 
     def count(self) -> int:
-        return len(self.keys) - len(self.keys) % self.batch_size
+        return self.per_pass * self.passes
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -80,9 +88,10 @@ class KeyDataset(IterableDataset):
         return self.count()
 
     def __iter__(self):
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.keys))[:self.count()]
-        for i in order:
-            yield {"key": self.keys[int(i)]}
+        for p in range(self.passes):
+            order = np.random.default_rng([self.seed, self.epoch, p]).permutation(len(self.keys))[:self.per_pass]
+            for i in order:
+                yield {"key": self.keys[int(i)]}
 
 
 def _to_model(faces: torch.Tensor) -> torch.Tensor:

@@ -167,7 +167,7 @@ def test_another_family_draws_a_face_png_of_its_checkpoints_size(inputs, sf2f, t
 
 #: each bad use of --family / --checkpoint: (the arguments besides --audio and --out, the one sentence)
 FAMILY_CASES = {
-    "unknown_family": (["--family", "nosuch"], r"unknown model family 'nosuch': the families are arspm, sf2f, selfsup$"),
+    "unknown_family": (["--family", "nosuch"], r"unknown model family 'nosuch': the families are arspm, sf2f, selfsup, scldm$"),
     "sf2f_with_encoder": (["--family", "sf2f", "--checkpoint", "sf2f_checkpoint", "--encoder", "encoder"],
                           r"the sf2f family takes --checkpoint \(its trained generator\), not --encoder, --decoder"),
     "sf2f_without_checkpoint": (["--family", "sf2f"], r"the sf2f family takes --checkpoint"),
