@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
 
 
 def body(args) -> str:
-    from pipeline.families.scldm.train import train_autoencoder
+    from pipeline.families.scldm.autoencoder import train_autoencoder
     from pipeline.training.loop import write_cost
 
     start = time.perf_counter()

@@ -1,9 +1,6 @@
 """SCLDM's checkpoints and its sampler's settings file.
 
-- The autoencoder's checkpoint (stage ``scldm_autoencoder``): a diffusers ``AutoencoderKL``; its header names the
-  family (``scldm``), the stage (``autoencoder``), the image size, the latent shape ``[C, H, W]`` and the latent
-  scaling factor (1 / the standard deviation of the training faces' latents, as in LDM: the diffusion model sees
-  unit-variance latents).
+- The autoencoder's checkpoint (stage ``scldm_autoencoder``): ``pipeline.families.scldm.autoencoder``.
 - The diffusion checkpoint (stage ``scldm_train``): the denoiser (its weights' moving average), a copy of the
   autoencoder, a copy of the frozen ``contrastive`` encoders and the prior latent, so that one file draws a face
   from a spectrogram. Its header also names the latent shape, the scaling factor, the training scheduler's
@@ -22,26 +19,21 @@ from torch import nn
 
 from pipeline.faces.generator import GeneratorError, check_family
 from pipeline.families.contrastive.model import build as build_contrastive
-from pipeline.families.scldm.modules import Denoiser, build_autoencoder, latent_side
+from pipeline.families.scldm.autoencoder import (
+    AUTOENCODER_ARCH,
+    AUTOENCODER_STAGE,
+    FAMILY,
+    build_autoencoder_from,
+    latent_shape,
+    load_autoencoder,
+)
+from pipeline.families.scldm.modules import Denoiser
 
-FAMILY = "scldm"
-AUTOENCODER_STAGE = "autoencoder"
 DIFFUSION_STAGE = "diffusion"
-AUTOENCODER_ARCH = "scldm_autoencoder"
 DIFFUSION_ARCH = "scldm_diffusion"
-
-
-def latent_shape(autoencoder_config: dict[str, Any]) -> list[int]:
-    """``[C, H, W]`` of the latents the autoencoder a config describes makes (ValueError when its blocks do not
-    divide its image size)."""
-    side = latent_side(int(autoencoder_config["image_size"]), len(autoencoder_config["widths"]))
-    return [int(autoencoder_config["latent_channels"]), side, side]
-
-
-def build_autoencoder_from(config: dict[str, Any]) -> nn.Module:
-    """The ``AutoencoderKL`` an autoencoder config describes."""
-    return build_autoencoder(int(config["image_size"]), list(config["widths"]), int(config["latent_channels"]),
-                             int(config.get("layers_per_block", 1)))
+__all__ = ["AUTOENCODER_ARCH", "AUTOENCODER_STAGE", "DIFFUSION_ARCH", "DIFFUSION_STAGE", "FAMILY", "PriorLatent",
+           "build_diffusion", "check_diffusion_header", "check_sampler", "latent_shape", "load_autoencoder",
+           "load_diffusion", "read_sampler", "write_sampler"]
 
 
 class PriorLatent(nn.Module):
@@ -64,26 +56,6 @@ def build_diffusion(config: dict[str, Any]) -> nn.ModuleDict:
         "encoders": encoders,
         "prior": PriorLatent(shape),
     })
-
-
-def check_autoencoder_header(header: dict[str, Any], path: str | Path) -> None:
-    """Refuse, in one sentence, a checkpoint that is not ``scldm_autoencoder``'s."""
-    check_family(header, path, FAMILY)
-    if header.get("stage") != AUTOENCODER_STAGE:
-        raise GeneratorError(f"{path} is written by scldm's {header.get('stage')} stage, not by scldm_autoencoder")
-
-
-def load_autoencoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """A ``scldm_autoencoder`` checkpoint's ``AutoencoderKL`` (eval mode) and header."""
-    from pipeline.training.checkpoints import load_built
-
-    def build_checked(header: dict[str, Any]) -> nn.Module:
-        check_autoencoder_header(header, path)
-        return build_autoencoder_from(header["config"])
-
-    model, header = load_built(path, build_checked)
-    model.to(device)
-    return model, header
 
 
 def check_diffusion_header(header: dict[str, Any], path: str | Path, image_size: int | None = None) -> None:

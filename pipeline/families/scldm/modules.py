@@ -3,8 +3,9 @@
 - :func:`build_autoencoder`: a diffusers ``AutoencoderKL`` of ``len(widths)`` blocks, each but the last halving the
   side: an ``S``-px face becomes a ``(latent_channels, S / 2^(blocks-1), S / 2^(blocks-1))`` latent.
 - :class:`Denoiser`: a diffusers ``UNet2DModel`` over the latents, conditioned on one global speech vector: the
-  (unit) contrastive speech embedding, projected by a linear layer to the U-Net's time-embedding width and added to
-  the timestep's embedding (``class_embed_type="identity"``). The null condition of classifier-free guidance is the
+  (unit) contrastive speech embedding, scaled by √d (its entries then have unit size, like the self-supervised
+  GAN's) and projected by a linear layer to the U-Net's time-embedding width, added to the timestep's embedding
+  (``class_embed_type="identity"``). The null condition of classifier-free guidance is the
   zero vector (a real embedding has norm 1).
 - :func:`training_scheduler` / :func:`sampling_scheduler`: diffusers' ``DDPMScheduler`` for training and
   ``DDIMScheduler`` (from the same betas) for sampling, sample clipping off in both: the latents are not in [-1, 1].
@@ -88,7 +89,7 @@ class Denoiser(nn.Module):
         t = torch.as_tensor(t, device=x.device)
         if t.ndim == 0:
             t = t.expand(x.shape[0])
-        return self.unet(x, t, class_labels=self.project(c.to(x.dtype))).sample
+        return self.unet(x, t, class_labels=self.project(c.to(x.dtype) * self.cond_dim ** 0.5)).sample
 
 
 def training_scheduler(train_timesteps: int, prediction_type: str, beta_schedule: str = "scaled_linear"):

@@ -13,14 +13,11 @@ import torch
 
 from pipeline.common.errors import TrainingError
 from pipeline.families.contrastive.train import train_contrastive
+from pipeline.families.scldm.autoencoder import load_autoencoder, train_autoencoder
 from pipeline.families.scldm.generator import ScldmGenerator
-from pipeline.families.scldm.model import load_autoencoder, read_sampler
+from pipeline.families.scldm.model import read_sampler
 from pipeline.families.scldm.sample import run_sample
-from pipeline.families.scldm.train import (
-    NEUTRAL_FACES,
-    train_autoencoder,
-    train_diffusion,
-)
+from pipeline.families.scldm.train import NEUTRAL_FACES, train_diffusion
 from pipeline.testing.shards import write_dummy_shards
 
 SIZE = 32
@@ -98,7 +95,7 @@ def test_the_stages_record_what_they_are_and_repeat_byte_for_byte(data: Path, tr
 @pytest.mark.slow
 def test_the_prior_is_the_weighted_mean_latent_of_the_priors_stage_faces(data: Path,
                                                                          trained: tuple[Path, dict]) -> None:
-    from pipeline.families.scldm.train import encode_faces, split_faces
+    from pipeline.families.scldm.autoencoder import encode_faces, split_faces
 
     out, _ = trained
     autoencoder, header = load_autoencoder(out / "ae.pt")
