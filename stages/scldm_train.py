@@ -6,7 +6,7 @@ import sys
 import time
 from typing import ClassVar, Literal
 
-from pipeline.common.schema import Field, PositiveInt
+from pipeline.common.schema import Field, NonNegativeFloat, PositiveInt
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.families.scldm.params import ScldmKeys
 
@@ -24,6 +24,8 @@ class Params(ScldmKeys):
     train_timesteps: PositiveInt = Field(description="DDPM timesteps (the betas: scaled linear 0.00085-0.012)")
     condition_dropout: float = Field(ge=0, lt=1, description="share of rows trained with the null (zero) condition "
                                                              "(classifier-free guidance)")
+    condition_noise: NonNegativeFloat = Field(description="std of the noise added to each entry of the unit speech "
+                                                          "embedding while training, then renormalised (0 = none)")
     ema_decay: float = Field(ge=0, lt=1, description="decay of the weights' moving average (the saved weights)")
     prior: bool = Field(description="learn the latent minus the face prior's latent (false: the ablation)")
 

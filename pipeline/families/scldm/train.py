@@ -5,7 +5,8 @@ Each training clip gives once, before training, its frozen ``contrastive`` speec
 (whole clip, eval mode) and its face's scaled latent z (posterior mean × scaling factor). The face prior z_prior
 is the mean latent of the faces the ``priors`` stage chose for its neutral prior (its ``neutral-faces.json``:
 keys and weights, so each speaker counts once), or zeros with ``prior: false``. A step draws timesteps and noise
-from the run's seed, noises the residual r = z − z_prior with diffusers' ``DDPMScheduler`` (clipping off), drops c
+from the run's seed, jitters c (``condition_noise``: Gaussian noise of that standard deviation per entry, then
+renormalised, as the self-supervised GAN does for unseen voices), noises the residual r = z − z_prior with diffusers' ``DDPMScheduler`` (clipping off), drops c
 to the null (zero) condition for a ``condition_dropout`` share of the rows (classifier-free guidance) and regresses
 the U-Net's output on the noise (ε-prediction) or the velocity (v-prediction), mean squared error. The saved
 denoiser is the exponential moving average of the weights (``ema_decay``, warmed up as diffusers' ``EMAModel``:
@@ -179,6 +180,7 @@ def train_diffusion(shards_dir: str | Path, contrastive_path: str | Path, autoen
     trained = torch.nn.ModuleDict({"denoiser": denoiser, "ema": copy.deepcopy(denoiser).requires_grad_(False)})
     draws = torch.Generator().manual_seed(int(params["seed"]))
     share, decay = float(params["condition_dropout"]), float(params["ema_decay"])
+    jitter = float(params["condition_noise"])
     prior_dev = prior.to(device)
     updates = [0]
 
@@ -187,7 +189,10 @@ def train_diffusion(shards_dir: str | Path, contrastive_path: str | Path, autoen
             update_ema(trained["ema"], trained["denoiser"], min(decay, (1 + updates[0]) / (10 + updates[0])))
         updates[0] += 1
         r0 = to_residual(torch.stack([latent_of[k] for k in batch["key"]]), prior_dev)
-        c = drop_conditions(torch.stack([condition[k] for k in batch["key"]]), share, draws)
+        c = torch.stack([condition[k] for k in batch["key"]])
+        if jitter > 0:  # unseen test voices: a smooth map from voices to faces, not one face per training clip
+            c = F.normalize(c + jitter * torch.randn(c.shape, generator=draws).to(device), dim=1)
+        c = drop_conditions(c, share, draws)
         noise = torch.randn(r0.shape, generator=draws).to(device)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(r0),), generator=draws).to(device)
         pred = net["denoiser"](scheduler.add_noise(r0, noise, t), t, c)

@@ -28,7 +28,7 @@ TINY_CONTRASTIVE = {"speech_channels": [8, 8], "face_widths": [8, 8, 8], "embed_
 TINY_AUTOENCODER = {"widths": [4, 8, 8], "latent_channels": 2, "latent_size": 8, "layers_per_block": 1,
                     "kl_weight": 1e-6, "steps": 3, "batch_size": 4, **ADAM}
 TINY_DIFFUSION = {"widths": [8, 8], "layers_per_block": 1, "attention": False, "prediction_type": "v_prediction",
-                  "train_timesteps": 100, "condition_dropout": 0.2, "ema_decay": 0.9, "prior": True, "steps": 3,
+                  "train_timesteps": 100, "condition_dropout": 0.2, "condition_noise": 0.03, "ema_decay": 0.9, "prior": True, "steps": 3,
                   "batch_size": 4, **ADAM}
 TINY_SAMPLE = {"ddim_steps": 2, "guidance_scale": 2.0, "samples_per_voice": 3, "voices": 2, "seed": 0,
                "device": "cpu"}
