@@ -10,6 +10,7 @@ from pipeline.common.schema import (
     Device,
     Field,
     NonNegativeFloat,
+    PositiveFloat,
     PositiveInt,
     Section,
     Seed,
@@ -24,6 +25,8 @@ class Params(Section):
     ddim_steps: PositiveInt = Field(description="DDIM steps per face (at least 1)")
     guidance_scale: NonNegativeFloat = Field(description="classifier-free guidance: 0 unconditional, 1 conditional "
                                                          "alone, > 1 pushed along (conditional - unconditional)")
+    temperature: PositiveFloat = Field(description="standard deviation of DDIM's starting noise (1 = the diffusion's "
+                                                   "own; below 1: fewer, more typical faces per voice)")
     samples_per_voice: PositiveInt = Field(description="samples drawn of each voice in the stage's figure")
     voices: PositiveInt = Field(description="test voices in the stage's figure (the first in shard order)")
     seed: Seed

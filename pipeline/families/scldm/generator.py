@@ -1,5 +1,5 @@
 """SCLDM as a face generator (``pipeline.faces.generator``): the frozen contrastive speech embedding c of the whole
-clip, DDIM from seeded noise with classifier-free guidance to a residual latent, the prior latent added back, the
+clip, DDIM from seeded noise (scaled by the sampler's temperature) with classifier-free guidance to a residual latent, the prior latent added back, the
 autoencoder's decoder.
 
 ``faces(specs, seed)`` draws row i's starting noise from ``seed`` (plus the sampler's own seed) alone, so that one
@@ -41,7 +41,7 @@ class ScldmGenerator(FaceGenerator):
         self.prior = nets["prior"].latent
         self.header = header
         self.settings = (dict(sampler) if isinstance(sampler, dict) else read_sampler(sampler) if sampler
-                         else {"ddim_steps": 25, "guidance_scale": 1.0, "seed": 0})
+                         else {"ddim_steps": 25, "guidance_scale": 1.0, "temperature": 1.0, "seed": 0})
         self.image_size = int(header["image_size"])
         self.latent_shape = [int(x) for x in header["latent_shape"]]
         self.scaling_factor = float(header["scaling_factor"])
@@ -56,7 +56,8 @@ class ScldmGenerator(FaceGenerator):
 
     def latents(self, c: torch.Tensor, seed: int) -> torch.Tensor:
         """Scaled latents (prior added back) for conditions ``c``, the noise from ``seed``."""
-        start = noise(len(c), self.latent_shape, seed + self.settings["seed"], self.device)
+        start = noise(len(c), self.latent_shape, seed + self.settings["seed"], self.device) * float(
+            self.settings.get("temperature", 1.0))
         residual = ddim_sample(self.denoiser, dict(self.header["scheduler"]), c, start,
                                self.settings["ddim_steps"], self.settings["guidance_scale"])
         return from_residual(residual, self.prior)

@@ -6,7 +6,8 @@
   from a spectrogram. Its header also names the latent shape, the scaling factor, the training scheduler's
   config and the prediction type; a header whose autoencoder does not make its latent shape is refused in one
   sentence before anything is built.
-- The sampler's settings (stage ``scldm_sample``, ``sampler.json``): DDIM steps, guidance scale and seed offset.
+- The sampler's settings (stage ``scldm_sample``, ``sampler.json``): DDIM steps, guidance scale, the starting noise's
+  temperature and the seed offset.
 """
 from __future__ import annotations
 
@@ -92,15 +93,17 @@ def load_diffusion(path: str | Path, image_size: int | None = None,
 
 
 #: the sampler's keys and their meaning (``scldm_sample`` writes them, the generator reads them)
-SAMPLER_KEYS = ("ddim_steps", "guidance_scale", "seed")
+SAMPLER_KEYS = ("ddim_steps", "guidance_scale", "temperature", "seed")
 
 
-def write_sampler(path: str | Path, ddim_steps: int, guidance_scale: float, seed: int) -> dict[str, Any]:
-    """Write the sampler's settings (checked: at least one step, a guidance scale of 0 or more)."""
+def write_sampler(path: str | Path, ddim_steps: int, guidance_scale: float, seed: int,
+                  temperature: float = 1.0) -> dict[str, Any]:
+    """Write the sampler's settings (checked: at least one step, a guidance scale of 0 or more, a temperature above
+    0)."""
     from pipeline.common.io import write_json
 
     settings = check_sampler({"ddim_steps": int(ddim_steps), "guidance_scale": float(guidance_scale),
-                              "seed": int(seed)}, path)
+                              "temperature": float(temperature), "seed": int(seed)}, path)
     write_json(path, settings)
     return settings
 
@@ -116,8 +119,10 @@ def check_sampler(settings: dict[str, Any], path: str | Path) -> dict[str, Any]:
     if float(settings["guidance_scale"]) < 0:
         raise GeneratorError(f"sampler settings {path} have guidance scale {settings['guidance_scale']}; it must be "
                              f"0 or more")
+    if not float(settings["temperature"]) > 0:
+        raise GeneratorError(f"sampler settings {path} have temperature {settings['temperature']}; it must be above 0")
     return {"ddim_steps": int(settings["ddim_steps"]), "guidance_scale": float(settings["guidance_scale"]),
-            "seed": int(settings["seed"])}
+            "temperature": float(settings["temperature"]), "seed": int(settings["seed"])}
 
 
 def read_sampler(path: str | Path) -> dict[str, Any]:

@@ -55,7 +55,8 @@ def run_sample(checkpoint: str | Path, shards_dir: str | Path, out_dir: str | Pa
     from pipeline.families.scldm.generator import ScldmGenerator
     from pipeline.families.scldm.model import check_sampler, write_sampler
 
-    settings = check_sampler({k: params[k] for k in ("ddim_steps", "guidance_scale", "seed")}, "scldm_sample")
+    settings = check_sampler({k: params[k] for k in ("ddim_steps", "guidance_scale", "temperature", "seed")},
+                             "scldm_sample")
     device = resolve_device(params["device"])
     generator = ScldmGenerator(checkpoint, settings, device)
     voices, k = int(params["voices"]), int(params["samples_per_voice"])

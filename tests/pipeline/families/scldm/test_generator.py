@@ -48,7 +48,7 @@ def test_a_checkpoint_whose_autoencoder_does_not_make_its_latents_is_refused(tmp
 
 def _sampler(tmp_path: Path, steps: int, scale: float) -> Path:
     path = tmp_path / "sampler.json"
-    path.write_text(json.dumps({"ddim_steps": steps, "guidance_scale": scale, "seed": 0}))
+    path.write_text(json.dumps({"ddim_steps": steps, "guidance_scale": scale, "temperature": 1.0, "seed": 0}))
     return path
 
 

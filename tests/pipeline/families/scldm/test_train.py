@@ -30,7 +30,7 @@ TINY_AUTOENCODER = {"widths": [4, 8, 8], "latent_channels": 2, "latent_size": 8,
 TINY_DIFFUSION = {"widths": [8, 8], "layers_per_block": 1, "attention": False, "prediction_type": "v_prediction",
                   "train_timesteps": 100, "condition_dropout": 0.2, "condition_noise": 0.03, "ema_decay": 0.9, "prior": True, "steps": 3,
                   "batch_size": 4, **ADAM}
-TINY_SAMPLE = {"ddim_steps": 2, "guidance_scale": 2.0, "samples_per_voice": 3, "voices": 2, "seed": 0,
+TINY_SAMPLE = {"ddim_steps": 2, "guidance_scale": 2.0, "temperature": 0.8, "samples_per_voice": 3, "voices": 2, "seed": 0,
                "device": "cpu"}
 
 
@@ -84,7 +84,8 @@ def test_the_stages_record_what_they_are_and_repeat_byte_for_byte(data: Path, tr
     assert m["diffusion"]["prediction_type"] == "v_prediction"
     generator = ScldmGenerator(out / "scldm.pt", out / "sample" / "sampler.json")
     assert generator.header["scheduler"]["clip_sample"] is False
-    assert read_sampler(out / "sample" / "sampler.json") == {"ddim_steps": 2, "guidance_scale": 2.0, "seed": 0}
+    assert read_sampler(out / "sample" / "sampler.json") == {"ddim_steps": 2, "guidance_scale": 2.0,
+                                                                   "temperature": 0.8, "seed": 0}
     assert (out / "sample" / "samples.png").is_file() and m["sample"]["faces"] == 6
     again = tmp_path / "run2"
     _run(data, again)
@@ -114,7 +115,8 @@ def test_without_the_prior_the_prior_latent_is_zero(data: Path, tmp_path: Path) 
                         data / "priors" / NEUTRAL_FACES, tmp_path / "scldm.pt", tmp_path / "scldm.json",
                         tmp_path / "plots", {**TINY_DIFFUSION, "prior": False, "prediction_type": "epsilon"})
     assert not m["prior"]["used"] and m["prior"]["residual_rms"] == pytest.approx(m["prior"]["latent_rms"])
-    generator = ScldmGenerator(tmp_path / "scldm.pt", {"ddim_steps": 1, "guidance_scale": 1.0, "seed": 0})
+    generator = ScldmGenerator(tmp_path / "scldm.pt", {"ddim_steps": 1, "guidance_scale": 1.0, "temperature": 1.0,
+                                                           "seed": 0})
     assert float(generator.prior.abs().max()) == 0.0 and "no prior" in generator.description
     assert generator.generate(np.zeros((1, 2, 257, 598), np.float32)).shape == (1, SIZE, SIZE, 3)
 
