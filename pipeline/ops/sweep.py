@@ -210,8 +210,9 @@ def sweep_markdown(points: Sequence[Point], variants: Sequence[str], recall_k: S
     if any(_metric(p, "metrics/compare.json", "families", "scldm") for p in points):
         # SCLDM's face prior is the mean latent of the neutral prior's faces: each n retrains its diffusion model
         ks = " | ".join(f"R@{k}" for k in recall_k)
-        lines += ["", "## SCLDM (its diffusion model retrained at every n: its face prior is the neutral prior's "
-                  "faces' mean latent)", "", f"| n | {ks} | gender agreement | diversity | final train loss |",
+        title = ("## SCLDM (its diffusion model retrained at every n: its face prior is the neutral prior's faces' "
+                 "mean latent)")
+        lines += ["", title, "", f"| n | {ks} | gender agreement | diversity | final train loss |",
                   "|---" * (4 + len(recall_k)) + "|"]
         for p in points:
             family = ("metrics/compare.json", "families", "scldm")
