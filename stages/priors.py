@@ -28,7 +28,7 @@ class Params(Section):
 INPUTS = {"features": "features directory (stage features)",
           "gender": "gender directory with predictions.parquet",
           "manifest": "manifest directory (the train split's speakers)",
-          "out": "output directory for priors.npz and the per-variant archives",
+          "out": "output directory for priors.npz, the per-variant archives and neutral-faces.json",
           "metrics": "metrics JSON path"}
 
 

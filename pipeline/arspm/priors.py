@@ -224,6 +224,7 @@ def compute_priors(
     seed: int,
     neutral_at: dict[int, np.ndarray] | None = None,
     balance: SpeakerBalance | None = None,
+    neutral_faces: list[tuple[str, float]] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Neutral, male and female priors over the train split and the metrics (counts, Table 1).
 
@@ -231,6 +232,9 @@ def compute_priors(
 
     ``neutral_at``, when given, is filled with the neutral prior at every size of ``convergence_n`` and ``n``
     (capped at the train split's size): what the paper's Figure 2 decodes.
+
+    ``neutral_faces``, when given, is filled with the neutral prior's train keys and their weights (each clip's
+    share of its speaker when balanced, 1 when random), sorted by key: what SCLDM's face prior averages.
 
     ``predicted_gender`` maps train keys to ``"M"``/``"F"`` (or None when unknown). A group with no samples gets
     no array (absent from the returned dict) and ``n_used`` 0.
@@ -263,6 +267,11 @@ def compute_priors(
             start += len(shard_keys)
 
     accumulate(plans, shards())
+    if neutral_faces is not None:
+        neutral = plans[GROUPS.index("neutral")]
+        chosen = np.flatnonzero((neutral.rank >= 0) & (neutral.rank < neutral.n_used))
+        neutral_faces.extend(sorted((keys[i], float(neutral.weight[i]) if neutral.weight is not None else 1.0)
+                                    for i in chosen))
     priors = {plan.name: prior_at(plan, plan.n_used).astype(np.float32) for plan in plans if plan.n_used > 0}
     if neutral_at is not None:
         neutral = plans[GROUPS.index("neutral")]
@@ -340,6 +349,18 @@ def save_convergence_priors(path: str | Path, neutral_at: Mapping[int, np.ndarra
     _write_npz(path, members)
 
 
+#: the neutral prior's faces (``run_priors``), for the families that average them in another space (SCLDM)
+NEUTRAL_FACES = "neutral-faces.json"
+
+
+def save_neutral_faces(path: str | Path, faces: Sequence[tuple[str, float]], mode: str) -> None:
+    """Write the neutral prior's faces: ``{"mode", "clips", "faces": [[key, weight], ...]}`` (sorted by key),
+    deterministically."""
+    from pipeline.common.io import write_json
+
+    write_json(path, {"mode": mode, "clips": len(faces), "faces": [[k, float(w)] for k, w in faces]})
+
+
 def load_priors(path: str | Path) -> dict[str, np.ndarray]:
     """All members of ``priors.npz`` as arrays (``neutral``, ``male``, ``female``, ``n_*``)."""
     path = Path(path)
@@ -388,7 +409,8 @@ NEUTRAL_MODES = ("balanced", "random")
 def run_priors(features_dir: str | Path, genders: Mapping[str, str | None], manifest_dir: str | Path,
                out_dir: str | Path, params: Mapping) -> dict:
     """The ``priors`` stage: neutral and male/female priors from the train split's features, the convergence
-    table (paper Table 1), and one archive per Table 4 variant with only the priors it uses; returns the metrics.
+    table (paper Table 1), one archive per Table 4 variant with only the priors it uses, and the neutral prior's faces
+    (``neutral-faces.json``: what SCLDM's face prior averages); returns the metrics.
 
     ``genders``: each train sample's gender, its label where known, else the voice classifier's prediction
     (``pipeline.arspm.gender_predictions.known_genders``).
@@ -402,13 +424,16 @@ def run_priors(features_dir: str | Path, genders: Mapping[str, str | None], mani
         raise ParamsError(f"priors.neutral must be one of {', '.join(NEUTRAL_MODES)}, got {params['neutral']!r}")
     balance = read_speaker_balance(manifest_dir, genders) if params["neutral"] == "balanced" else None
     neutral_at: dict = {}
+    neutral_faces: list[tuple[str, float]] = []
     priors, metrics = compute_priors(features_dir, genders, int(params["n"]), [int(x) for x in params["convergence_n"]],
-                                     int(params["seed"]), neutral_at=neutral_at, balance=balance)
+                                     int(params["seed"]), neutral_at=neutral_at, balance=balance,
+                                     neutral_faces=neutral_faces)
     if metrics["dim"] != feature_dim(features_dir):
         raise PriorsError(f"priors have dimension {metrics['dim']} but features meta says {feature_dim(features_dir)}")
     counts = {name: group["n_used"] for name, group in metrics["groups"].items()}
     save_priors(f"{out_dir}/priors.npz", priors, counts)
     save_convergence_priors(f"{out_dir}/convergence.npz", neutral_at)
+    save_neutral_faces(f"{out_dir}/{NEUTRAL_FACES}", neutral_faces, str(params["neutral"]))
     save_variant_priors(out_dir, priors, counts, {name: priors_needed(v) for name, v in VARIANTS.items()})
     return metrics
 

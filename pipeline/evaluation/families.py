@@ -49,6 +49,12 @@ def _load_selfsup(checkpoint: Path, device: torch.device | str = "cpu") -> FaceG
     return SelfsupGenerator(checkpoint, device)
 
 
+def _load_scldm(checkpoint: Path, sampler: Path, device: torch.device | str = "cpu") -> FaceGenerator:
+    from pipeline.families.scldm.generator import ScldmGenerator
+
+    return ScldmGenerator(checkpoint, sampler, device)
+
+
 FAMILIES: dict[str, Family] = {
     "arspm": Family("arspm", "AR-SPM (neutral_fc)",
                     {"encoder": "data/models/encoder-neutral_fc.pt", "decoder": "data/models/decoder.pt",
@@ -58,6 +64,9 @@ FAMILIES: dict[str, Family] = {
                    _load_sf2f),
     "selfsup": Family("selfsup", "Self-supervised GAN (contrastive encoders + projection-D GAN)",
                       {"checkpoint": "data/models/selfsup_gan.pt"}, (), _load_selfsup),
+    "scldm": Family("scldm", "SCLDM (contrastive encoders + latent diffusion with a face prior)",
+                    {"checkpoint": "data/models/scldm.pt", "sampler": "data/scldm_sample/sampler.json"}, (),
+                    _load_scldm),
 }
 
 

@@ -9,7 +9,9 @@ encoders that add them, change with n.
 For each n it runs ``dvc exp run --temp -n priors-n<N>-<config> -S priors.n=<N> -S train_encoder.variants=[...]``:
 a named DVC experiment, which ``dvc exp show`` lists and ``dvc exp push``/``pull`` share like any other. DVC's
 run-cache restores every stage n does not touch (download, preprocessing, features, the decoder, ``non_prior``),
-so only ``priors``, ``evaluate_decoder``, the chosen variants' ``train_encoder``/``evaluate`` and ``report`` run.
+so only ``priors``, ``evaluate_decoder``, the chosen variants' ``train_encoder``/``evaluate``, SCLDM's
+``scldm_train`` and ``scldm_sample`` (its face prior averages the neutral prior's faces, so each n retrains its
+diffusion model), ``compare`` and ``report`` run.
 The workspace's own ``priors.n`` is always one of the points: the baseline row.
 
 ``<config>`` is a short hash of every other parameter and of the code the stages run, so a sweep after a change of
@@ -18,7 +20,8 @@ current commit is reused, not rerun.
 
 The report (``sweeps/priors/``; not ``reports/``, which is the ``report`` stage's output and would be overwritten):
 ``prior_sweep.md`` (a table per variant: recall@k, the Table 4 angle, the final training loss, and the priors'
-own Table 1 convergence, against n), ``prior_sweep.png`` (the same as curves) and ``prior_sweep_faces.png`` (the
+own Table 1 convergence, against n; SCLDM's recall@k, gender agreement and diversity by the judge when ``compare``
+draws it), ``prior_sweep.png`` (the same as curves) and ``prior_sweep_faces.png`` (the
 paper's Figure 2 at every n: the face the decoder draws from the neutral, male and female prior, drawn by the same
 function as ``evaluate_decoder``'s figure 2).
 """
@@ -204,6 +207,20 @@ def sweep_markdown(points: Sequence[Point], variants: Sequence[str], recall_k: S
             lines.append(f"| {n} | {recalls} | {_fmt(_metric(p, path, 'angle'), 2)} | "
                          f"{_fmt(_metric(p, path, 'primed_angle'), 2)} | "
                          f"{_fmt(_metric(p, f'metrics/encoder-{variant}.json', 'final', 'loss'))} |")
+    if any(_metric(p, "metrics/compare.json", "families", "scldm") for p in points):
+        # SCLDM's face prior is the mean latent of the neutral prior's faces: each n retrains its diffusion model
+        ks = " | ".join(f"R@{k}" for k in recall_k)
+        title = ("## SCLDM (its diffusion model retrained at every n: its face prior is the neutral prior's faces' "
+                 "mean latent)")
+        lines += ["", title, "", f"| n | {ks} | gender agreement | diversity | final train loss |",
+                  "|---" * (4 + len(recall_k)) + "|"]
+        for p in points:
+            family = ("metrics/compare.json", "families", "scldm")
+            recalls = " | ".join(_fmt(_metric(p, *family, "sample_recall", f"recall@{k}")) for k in recall_k)
+            n = f"**{p.n}**" if p.baseline else str(p.n)
+            lines.append(f"| {n} | {recalls} | {_fmt(_metric(p, *family, 'attributes', 'gender', 'accuracy'))} | "
+                         f"{_fmt(_metric(p, *family, 'diversity', 'diversity_ratio'))} | "
+                         f"{_fmt(_metric(p, 'metrics/scldm_train.json', 'final', 'loss'))} |")
     lines += ["", "Curves: `prior_sweep.png`. Faces (paper Figure 2): `prior_sweep_faces.png`, the decoder's face "
               "for each prior at each n.", ""]
     return "\n".join(lines)

@@ -144,6 +144,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--family", default="arspm", help="model family (default arspm; sf2f, ...)")
     parser.add_argument("--checkpoint", default=None, help="the family's generator checkpoint (families other "
                                                            "than arspm, e.g. data/models/sf2f_fuser.pt)")
+    parser.add_argument("--sampler", default=None, help="scldm: the sampler's settings (default "
+                                                        "data/scldm_sample/sampler.json)")
     parser.add_argument("--encoder", default=None, help="arspm: speech encoder checkpoint (data/models/encoder-V.pt)")
     parser.add_argument("--decoder", default=None, help="arspm: face decoder checkpoint (data/models/decoder.pt)")
     parser.add_argument("--priors", default=None, help="priors directory or priors.npz (prior variants)")
@@ -213,8 +215,9 @@ def predict_family_face(name: str, args: argparse.Namespace) -> tuple[np.ndarray
                                                               args.gender_model)):
         raise PredictError(f"the {name} family takes --checkpoint (its trained generator), not --encoder, "
                            f"--decoder, --priors or --gender-model")
+    extra = {"sampler": input_file(args.sampler, "sampler settings")} if getattr(args, "sampler", None) else {}
     generator = load_generator(name, device=resolve_device(args.device),
-                               checkpoint=input_file(args.checkpoint, f"{name} checkpoint"))
+                               checkpoint=input_file(args.checkpoint, f"{name} checkpoint"), **extra)
     spec, fit, seconds = speech_spectrogram(args.audio)
     face = generator.generate(spec)[0]
     return face, {"generator": generator.description, "audio_fit": fit, "audio_seconds": round(seconds, 3)}

@@ -3,7 +3,8 @@
 ``make_app_workspace(root)`` writes ``root/data`` with test and train shards, features, priors, a trained voice
 gender classifier, a trained face decoder and a trained ``neutral_fc`` speech encoder (tiny widths, 2 epochs; seconds
 on a CPU), and, untrained at tiny widths (``pipeline.testing.families``), SF2F's ``data/models/sf2f_fuser.pt`` and the
-self-supervised GAN's ``data/models/selfsup_gan.pt`` (32-px faces) and the judge's ``data/models/judge.pt``; ``write_wav`` writes a voice for it (a sine tone).
+self-supervised GAN's ``data/models/selfsup_gan.pt``, SCLDM's ``data/models/scldm.pt`` and its sampler's
+``data/scldm_sample/sampler.json`` (32-px faces) and the judge's ``data/models/judge.pt``; ``write_wav`` writes a voice for it (a sine tone).
 
 ``running_app(data, cwd, *args)`` serves ``python -m pipeline.serve.app`` from it on a free loopback port in a
 subprocess (its own gradio folder under ``cwd``) and yields an :class:`AppServer`; :class:`AppServer` has a small
@@ -26,7 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipeline.testing.families import write_tiny_judge, write_tiny_selfsup, write_tiny_sf2f
+from pipeline.testing.families import (
+    write_tiny_judge,
+    write_tiny_scldm,
+    write_tiny_selfsup,
+    write_tiny_sf2f,
+)
 from pipeline.testing.training import IMAGE_SIZE, TINY_DECODER, TINY_ENCODER, make_training_inputs
 
 #: the side of the faces the workspace's SF2F checkpoint draws (not the crops' IMAGE_SIZE: the page resizes them)
@@ -52,6 +58,7 @@ def make_app_workspace(root: str | Path) -> Path:
                   p["models"] / "encoder-neutral_fc.pt", work / "encoder.json", work / "plots-encoder", TINY_ENCODER)
     write_tiny_sf2f(p["models"] / "sf2f_fuser.pt", image_size=SF2F_IMAGE_SIZE)
     write_tiny_selfsup(p["models"] / "selfsup_gan.pt", image_size=SF2F_IMAGE_SIZE)
+    write_tiny_scldm(p["models"] / "scldm.pt", image_size=SF2F_IMAGE_SIZE, sampler=data / "scldm_sample" / "sampler.json")
     write_tiny_judge(p["models"] / "judge.pt", image_size=IMAGE_SIZE)
     return data
 

@@ -54,6 +54,10 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     # dropped), so they must fit the smoke run's 6 training clips
     "contrastive": {"steps": 1, "batch_size": 4},
     "train_selfsup_gan": {"steps": 1, "batch_size": 4},
+    # SCLDM at its paper size (224 px crops -> 28x28 latents, four blocks), one step each, whole batches
+    "scldm_autoencoder": {"steps": 1, "batch_size": 2},
+    "scldm_train": {"steps": 1, "batch_size": 4},
+    "scldm_sample": {"ddim_steps": 2, "samples_per_voice": 2, "voices": 2},
 }
 
 

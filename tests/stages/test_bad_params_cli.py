@@ -45,7 +45,10 @@ BAD = {
     "sf2f_fuser": ("sf2f_fuser", "batch_size", 1, "it must be greater than or equal to 2"),
     "contrastive": ("contrastive", "batch_size", 1, "it must be greater than or equal to 2"),
     "train_selfsup_gan": ("train_selfsup_gan", "augment", "yes", "it must be a valid boolean"),
-    "compare": ("compare", "families", ["sf2f", "stylegan"], "it must be 'arspm', 'sf2f' or 'selfsup'"),
+    "scldm_autoencoder": ("scldm_autoencoder", "latent_size", 0, "it must be greater than or equal to 1"),
+    "scldm_train": ("scldm_train", "prediction_type", "sample", "it must be 'epsilon' or 'v_prediction'"),
+    "scldm_sample": ("scldm_sample", "guidance_scale", -1.0, "it must be greater than or equal to 0"),
+    "compare": ("compare", "families", ["sf2f", "stylegan"], "it must be 'arspm', 'sf2f', 'selfsup' or 'scldm'"),
     "report": ("report", "grid_columns", "8", "it must be a valid integer"),
 }
 

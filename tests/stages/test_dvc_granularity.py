@@ -127,6 +127,8 @@ EVALUATES = {f"evaluate@{v}" for v in ALL_VARIANTS}
 TRAINING_TAIL = ENCODERS | EVALUATES | {"compare", "report"}  # compare draws AR-SPM's neutral_fc faces
 SF2F = {"sf2f_train", "sf2f_fuser"}
 SELFSUP = {"contrastive", "train_selfsup_gan"}
+SCLDM = {"scldm_autoencoder", "scldm_train", "scldm_sample"}
+PRIOR_TAIL = {"scldm_train", "scldm_sample"}  # SCLDM's face prior averages the priors stage's neutral-prior faces
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +171,7 @@ def test_a_family_edit_reruns_only_that_family_and_the_comparison(project: Path)
 
 
 KNOBS = {
-    "priors.n": ({"priors": {"n": 3}}, {"priors"}, {"priors", "evaluate_decoder"} | TRAINING_TAIL),
+    "priors.n": ({"priors": {"n": 3}}, {"priors"}, {"priors", "evaluate_decoder"} | TRAINING_TAIL | PRIOR_TAIL),
     "train_decoder.lr": (
         {"train_decoder": {"lr": 0.002}},
         {"train_decoder"},
@@ -179,19 +181,19 @@ KNOBS = {
         {"preprocess": {"image_size": 32}},
         {"preprocess", "gender_corpus_preprocess"},
         {"preprocess", "gender_corpus_preprocess", "face_encoder", "features", "gender", "priors", "train_decoder",
-         "evaluate_decoder"} | TRAINING_TAIL | SF2F | SELFSUP,
+         "evaluate_decoder"} | TRAINING_TAIL | SF2F | SELFSUP | SCLDM,
     ),
     "gender_corpus.test_fraction": (
         {"gender_corpus": {"test_fraction": 0.5}},
         {"gender_corpus"},
         {"gender_corpus", "gender_corpus_download", "gender_corpus_preprocess", "gender", "priors",
-         "evaluate_decoder"} | TRAINING_TAIL,
+         "evaluate_decoder"} | TRAINING_TAIL | PRIOR_TAIL,
     ),
     "face_corpus.n_identities": (
         {"face_corpus": {"n_identities": 10}},
         {"face_corpus"},
         {"face_corpus", "face_encoder", "features", "priors", "train_decoder", "attribute_probe",
-         "evaluate_decoder", "judge"} | TRAINING_TAIL | SF2F,
+         "evaluate_decoder", "judge"} | TRAINING_TAIL | SF2F | SCLDM,
     ),
     "attribute_probe.epochs": (
         {"attribute_probe": {"epochs": 2}},
@@ -203,9 +205,18 @@ KNOBS = {
     # a family's key reruns only that family, the comparison and the report
     "sf2f_train.lr": ({"sf2f_train": {"lr": 0.001}}, {"sf2f_train"}, SF2F | {"compare", "report"}),
     "sf2f_fuser.steps": ({"sf2f_fuser": {"steps": 3}}, {"sf2f_fuser"}, {"sf2f_fuser", "compare", "report"}),
-    "contrastive.embed_dim": ({"contrastive": {"embed_dim": 16}}, {"contrastive"}, SELFSUP | {"compare", "report"}),
+    "contrastive.embed_dim": ({"contrastive": {"embed_dim": 16}}, {"contrastive"},
+                              SELFSUP | PRIOR_TAIL | {"compare", "report"}),
     "train_selfsup_gan.steps": ({"train_selfsup_gan": {"steps": 3}}, {"train_selfsup_gan"},
                                 {"train_selfsup_gan", "compare", "report"}),
+    "scldm_autoencoder.widths": ({"scldm_autoencoder": {"widths": [4, 4, 8]}}, {"scldm_autoencoder"},
+                                 SCLDM | {"compare", "report"}),
+    "scldm_train.prior": ({"scldm_train": {"prior": False}}, {"scldm_train"}, PRIOR_TAIL | {"compare", "report"}),
+    # the sampler's keys rerun sampling, the comparison and the report, never the training
+    "scldm_sample.guidance_scale": ({"scldm_sample": {"guidance_scale": 3.0}}, {"scldm_sample"},
+                                    {"scldm_sample", "compare", "report"}),
+    "scldm_sample.ddim_steps": ({"scldm_sample": {"ddim_steps": 3}}, {"scldm_sample"},
+                                {"scldm_sample", "compare", "report"}),
     "judge.epochs": ({"judge": {"epochs": 2}}, {"judge"}, {"judge", "compare", "report"}),
     "compare.kway_trials": ({"compare": {"kway_trials": 7}}, {"compare"}, {"compare", "report"}),
 }
@@ -224,11 +235,12 @@ def test_param_change_reruns_exactly_its_stage_and_downstream(project: Path, kno
 
 @pytest.mark.slow
 def test_prior_size_reruns_only_the_variants_that_use_a_prior(project: Path) -> None:
-    """Each variant depends on its own priors file: non_prior's is the same empty archive whatever n is."""
+    """Each variant depends on its own priors file: non_prior's is the same empty archive whatever n is. SCLDM's
+    diffusion model depends on the neutral prior's face list, so it retrains (and samples again)."""
     write_params(project, {"priors": {"n": 2}})
     proc = run_dvc(project, "repro", check=True)
     assert ran_stages(proc.stdout) == {"priors", "evaluate_decoder", "train_encoder@neutral_fc",
-                                       "evaluate@neutral_fc", "compare", "report"}
+                                       "evaluate@neutral_fc", "scldm_train", "scldm_sample", "compare", "report"}
 
 
 @pytest.mark.slow

@@ -106,7 +106,7 @@ def test_the_self_supervised_family_trains_label_free_and_is_compared(project):
     gan = read_header(project / "data/models/selfsup_gan.pt")
     assert (gan["family"], gan["image_size"], gan["cond_dim"]) == ("selfsup", 64, header["embed_dim"])
     compared = json.loads((project / "metrics/compare.json").read_text())["families"]
-    assert set(compared) == {"arspm", "sf2f", "selfsup"} and "encoders" not in compared["sf2f"]
+    assert set(compared) == {"arspm", "sf2f", "selfsup", "scldm"} and "encoders" not in compared["sf2f"]
     selfsup = compared["selfsup"]
     assert {"sample_recall", "kway", "attributes", "kid", "diversity"} <= set(selfsup)
     assert selfsup["encoders"]["kway"]["chance@2"] == 0.5 and selfsup["noise"]["voices"] == 2
@@ -116,6 +116,31 @@ def test_the_self_supervised_family_trains_label_free_and_is_compared(project):
     assert "true, its own encoders" in (project / "reports/families.md").read_text()
     cost = json.loads((project / "metrics/compare_cost.json").read_text())["families"]["selfsup"]
     assert cost["train_stages"] == ["contrastive", "train_selfsup_gan"] and cost["train_seconds"] > 0
+
+
+def test_the_diffusion_family_trains_samples_and_is_compared(project):
+    """scldm_autoencoder, scldm_train and scldm_sample ran through DVC on the priors stage's face list; the
+    comparison scores SCLDM with the judge, at the sampler's settings, and draws its samples per voice."""
+    from pipeline.training.checkpoints import read_header
+
+    ae = read_header(project / "data/models/scldm_autoencoder.pt")
+    assert (ae["family"], ae["stage"], ae["latent_shape"]) == ("scldm", "autoencoder", [2, 16, 16])
+    assert ae["scaling_factor"] > 0 and (project / "plots/scldm_autoencoder/reconstructions.png").is_file()
+    assert 0 < json.loads((project / "metrics/scldm_autoencoder.json").read_text())["test"]["reconstruction_l1"] < 1
+    diffusion = read_header(project / "data/models/scldm.pt")
+    assert (diffusion["stage"], diffusion["latent_shape"], diffusion["prior"]) == ("diffusion", [2, 16, 16], True)
+    assert diffusion["scheduler"]["clip_sample"] is False
+    faces = json.loads((project / "data/priors/neutral-faces.json").read_text())
+    assert diffusion["prior_faces"] == len(faces["faces"]) > 0
+    assert json.loads((project / "data/scldm_sample/sampler.json").read_text())["ddim_steps"] == 2
+    assert (project / "data/scldm_sample/samples.png").stat().st_size > 0
+    assert json.loads((project / "metrics/cost/scldm_sample.json").read_text())["ms_per_face"] > 0
+    scldm = json.loads((project / "metrics/compare.json").read_text())["families"]["scldm"]
+    assert {"sample_recall", "kway", "attributes", "kid", "diversity", "encoders", "noise"} <= set(scldm)
+    assert "DDIM 2 steps" in scldm["generator"]
+    assert (project / "reports/disentanglement-scldm.png").stat().st_size > 0
+    cost = json.loads((project / "metrics/compare_cost.json").read_text())["families"]["scldm"]
+    assert cost["train_stages"] == ["contrastive", "scldm_autoencoder", "scldm_train"] and cost["ms_per_face"] > 0
 
 
 def test_nothing_to_do_and_plots_render(project, tmp_path):

@@ -155,3 +155,21 @@ def test_known_genders_prefer_the_label_then_the_prediction(tmp_path):
         {"key": "c", "split": "train", "label": None, "p_female": None, "pred": None},
         {"key": "d", "split": "test", "label": "M", "p_female": 0.2, "pred": "M"}])
     assert known_genders(tmp_path, split="train") == {"a": "F", "b": "F", "c": None}
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_neutral_faces_list_reproduces_the_neutral_prior(features, balanced):
+    """The list the priors stage writes for SCLDM: its faces' weighted mean is the neutral prior itself."""
+    path, keys, array, genders = features
+    balance = (_balance(keys, lambda i: min(i // 3, 7), lambda s: "M" if int(s[1:]) < 5 else "F") if balanced
+               else None)
+    faces: list = []
+    priors, _ = compute_priors(path, genders, n=4, convergence_n=[2], seed=5, balance=balance, neutral_faces=faces)
+    assert [k for k, _ in faces] == sorted(k for k, _ in faces)
+    where = {k: i for i, k in enumerate(keys)}
+    weights = np.array([w for _, w in faces])
+    rows = array[[where[k] for k, _ in faces]]
+    np.testing.assert_allclose(priors["neutral"], (rows * weights[:, None]).sum(0) / weights.sum(), rtol=1e-5,
+                               atol=1e-6)
+    if not balanced:
+        assert len(faces) == 4 and set(weights) == {1.0}

@@ -16,7 +16,7 @@ def test_an_unknown_family_lists_the_families() -> None:
     with pytest.raises(GeneratorError) as info:
         get_family("stylegan")
     assert str(info.value) == f"unknown model family 'stylegan': the families are {', '.join(FAMILIES)}"
-    assert {"arspm", "sf2f", "selfsup"} <= set(FAMILIES)
+    assert {"arspm", "sf2f", "selfsup", "scldm"} <= set(FAMILIES)
 
 
 def test_missing_files_and_unknown_inputs(tmp_path: Path) -> None:

@@ -55,6 +55,13 @@ def test_markdown_marks_the_baseline_and_shows_missing_values():
     assert "| **100** | – | – | – | – | – |" in text
     assert "| 10 | `priors-n10-abc` | 10 / – / – |" in text
     assert "| 10 | – | 96.2 | – | – |" in text  # Table 1 from the largest experiment
+    assert "SCLDM" not in text  # no comparison of SCLDM in these experiments
+    points[0].metrics["metrics/compare.json"] = {"families": {"scldm": {
+        "sample_recall": {"recall@1": 0.125, "recall@5": 0.5}, "attributes": {"gender": {"accuracy": 0.8}},
+        "diversity": {"diversity_ratio": 0.4}}}}
+    points[0].metrics["metrics/scldm_train.json"] = {"final": {"loss": 0.09}}
+    text = sweep_markdown(points, ["neutral_fc"], [1, 5])
+    assert "| 10 | 0.125 | 0.500 | 0.800 | 0.400 | 0.090 |" in text and "| **100** | – | – | – | – | – |" in text
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +81,10 @@ def test_sweep_runs_one_experiment_per_n_reruns_only_prior_stages_and_resumes(ti
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # n=2 is new; the baseline (n=4, the workspace's) is restored from the run-cache without running anything
     assert ran_stages(proc.stdout) == {"priors", "evaluate_decoder", "train_encoder@neutral_fc",
-                                       "evaluate@neutral_fc", "compare", "report"}
+                                       "evaluate@neutral_fc", "scldm_train", "scldm_sample", "compare", "report"}
     report = (project / "sweeps/priors/prior_sweep.md").read_text(encoding="utf-8")
     assert "| **4** |" in report and "| 2 |" in report and "## `neutral_fc`" in report
+    assert "## SCLDM (its diffusion model retrained at every n" in report
     for png in ("prior_sweep.png", "prior_sweep_faces.png"):
         assert (project / "sweeps/priors" / png).stat().st_size > 1000
     shown = run_dvc(project, "exp", "show", "--csv", check=True).stdout

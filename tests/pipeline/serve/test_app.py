@@ -175,7 +175,7 @@ def test_an_unknown_family_is_one_sentence(service, tmp_path):
     for family in ("nosuch", "../sf2f"):
         with pytest.raises(GeneratorError) as refused:
             service.answer(str(write_wav(tmp_path / "v.wav", 1.0)), None, "neutral_fc", family)
-        assert one_line(refused.value) == f"unknown model family {family!r}: the families are arspm, sf2f, selfsup"
+        assert one_line(refused.value) == f"unknown model family {family!r}: the families are arspm, sf2f, selfsup, scldm"
     with pytest.raises(AppError, match="^choose a model family$"):
         service.answer(None, service.test_clips()[0], "neutral_fc", "")
 

@@ -165,9 +165,25 @@ def test_another_family_draws_a_face_png_of_its_checkpoints_size(inputs, sf2f, t
     assert image.format == "PNG" and image.size == (SF2F_SIZE, SF2F_SIZE)
 
 
+def test_scldm_draws_with_its_sampler_and_refuses_a_sampler_for_another_family(inputs, sf2f, tmp_path):
+    from pipeline.testing.families import write_tiny_scldm
+
+    checkpoint = write_tiny_scldm(tmp_path / "scldm.pt", image_size=SF2F_SIZE, sampler=tmp_path / "sampler.json",
+                                  ddim_steps=2)
+    out = tmp_path / "face.png"
+    proc = predict(tmp_path, "--family", "scldm", "--checkpoint", str(checkpoint), "--sampler",
+                   str(tmp_path / "sampler.json"), "--audio", str(inputs["voice"]), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "DDIM 2 steps, guidance 2" in proc.stdout and Image.open(out).size == (SF2F_SIZE, SF2F_SIZE)
+    proc = predict(tmp_path, "--family", "sf2f", "--checkpoint", str(sf2f), "--sampler", str(tmp_path / "sampler.json"),
+                   "--audio", str(inputs["voice"]), "--out", str(tmp_path / "other.png"))
+    assert proc.returncode == 2 and proc.stderr.strip() == "predict: error: the sf2f family takes checkpoint, not sampler"
+    assert not (tmp_path / "other.png").exists()
+
+
 #: each bad use of --family / --checkpoint: (the arguments besides --audio and --out, the one sentence)
 FAMILY_CASES = {
-    "unknown_family": (["--family", "nosuch"], r"unknown model family 'nosuch': the families are arspm, sf2f, selfsup$"),
+    "unknown_family": (["--family", "nosuch"], r"unknown model family 'nosuch': the families are arspm, sf2f, selfsup, scldm$"),
     "sf2f_with_encoder": (["--family", "sf2f", "--checkpoint", "sf2f_checkpoint", "--encoder", "encoder"],
                           r"the sf2f family takes --checkpoint \(its trained generator\), not --encoder, --decoder"),
     "sf2f_without_checkpoint": (["--family", "sf2f"], r"the sf2f family takes --checkpoint"),
