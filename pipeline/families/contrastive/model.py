@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -53,6 +54,18 @@ class ContrastiveModel(nn.Module):
             faces = nn.functional.interpolate(faces, size=(self.image_size, self.image_size), mode="bilinear",
                                               antialias=True, align_corners=False)
         return self.face(faces)
+
+    @torch.no_grad()
+    def matching_embeddings(self, specs: torch.Tensor, faces: np.ndarray, device: torch.device | str,
+                            batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Unit embeddings of voices (spectrograms ``(N, 2, 257, T)``) and of true faces (uint8 ``(N, H, W, 3)``):
+        ``(speech [N, D], faces [N, D])``, float32, in batches on ``device`` (the families' matching in compare)."""
+        images = torch.from_numpy(np.ascontiguousarray(np.asarray(faces, dtype=np.uint8).transpose(0, 3, 1, 2)))
+        speech, face = [], []
+        for start in range(0, len(specs), batch_size):
+            speech.append(self.embed_speech(specs[start:start + batch_size].to(device)).pooled)
+            face.append(self.embed_faces(images[start:start + batch_size].to(device).float() / 255))
+        return torch.cat(speech).float().cpu().numpy(), torch.cat(face).float().cpu().numpy()
 
 
 def build(config: dict[str, Any]) -> ContrastiveModel:

@@ -75,10 +75,4 @@ class ScldmGenerator(FaceGenerator):
     def matching_embeddings(self, specs: np.ndarray | torch.Tensor, faces: np.ndarray,
                             batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         """The contrastive encoders' unit embeddings of voices and of true faces (uint8 ``(N, H, W, 3)``)."""
-        specs = check_specs(specs)
-        images = torch.from_numpy(np.ascontiguousarray(np.asarray(faces, dtype=np.uint8).transpose(0, 3, 1, 2)))
-        speech, face = [], []
-        for start in range(0, len(specs), batch_size):
-            speech.append(self.encoders.embed_speech(specs[start:start + batch_size].to(self.device)).pooled)
-            face.append(self.encoders.embed_faces(images[start:start + batch_size].to(self.device).float() / 255))
-        return torch.cat(speech).float().cpu().numpy(), torch.cat(face).float().cpu().numpy()
+        return self.encoders.matching_embeddings(check_specs(specs), faces, self.device, batch_size)
