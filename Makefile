@@ -49,7 +49,8 @@ test: setup $(VENV)/.installed-remote
 	@bash scripts/ensure_debian.sh "chromium chromedriver" "chromium chromium-driver" "the app's browser test"
 	@# `ip` makes the network namespaces of the two-node tests (pipeline.testing.netns)
 	@bash scripts/ensure_debian.sh "ip" "iproute2" "the two-node tests"
-	@python -m pytest -q -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS) tests
+	@# tests go to the workers in the order tests/conftest.py sorts them (the longest first), not by group size
+	@python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS) tests
 
 # The fast lane while you edit (under 3 minutes on 2 cores): every test not marked slow, which still covers the
 # params checks, the manifest, the shard contract, the model shapes, the layers and one tiny dvc repro.

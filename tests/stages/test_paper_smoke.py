@@ -35,6 +35,7 @@ def test_paper_overlay_without_gender_labels_stops_at_preflight(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 def test_paper_configuration_runs_end_to_end_on_grid(paper_project):
     project = paper_project
     params = read_params(project)
