@@ -79,7 +79,10 @@ def test_sweep_runs_one_experiment_per_n_reruns_only_prior_stages_and_resumes(ti
     project = clone_workspace(tiny_run, tmp_path / "project")
     proc = _sweep(project, "--n", "2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # n=2 is new; the baseline (n=4, the workspace's) is restored from the run-cache without running anything
+    # n=2 is new; the baseline (n=4, the workspace's) is restored from the run-cache without running anything.
+    # A new prior size reruns only the variants that use a prior (each depends on its own priors file; non_prior's
+    # is the same empty archive whatever n is) and SCLDM's diffusion model, which depends on the neutral prior's
+    # face list: the granularity promise for priors.n, tested here rather than by a second run of the same stages
     assert ran_stages(proc.stdout) == {"priors", "evaluate_decoder", "train_encoder@neutral_fc",
                                        "evaluate@neutral_fc", "scldm_train", "scldm_sample", "compare", "report"}
     report = (project / "sweeps/priors/prior_sweep.md").read_text(encoding="utf-8")
