@@ -8,7 +8,8 @@ as VoxCeleb and listed by ``pipeline.data.recipes.voxceleb``, as a user with a l
 detector (face-alignment's S3FD
 weights download at run time), and a generated full-size ``vgg_face_dag.pth`` pinned by its SHA-256 in place of
 the Oxford weights. Model sizes, 224 px, MS-SSIM window 11, alpha 0.84, the cosine weight, lambdas, n and every
-variant stay the paper's.
+variant stay the paper's; only SCLDM's autoencoder runs at a quarter of its widths (its four blocks and 28x28
+latents kept; ``SMOKE_OVERRIDES`` says why).
 
     python -m pipeline.testing.paper_smoke /tmp/paper-smoke   # build, run, print wall time and peak memory
 """
@@ -54,12 +55,15 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     # dropped), so they must fit the smoke run's 6 training clips
     "contrastive": {"steps": 1, "batch_size": 4},
     "train_selfsup_gan": {"steps": 1, "batch_size": 4},
-    # SCLDM at its paper size (224 px crops -> 28x28 latents, four blocks), one step each, whole batches
-    "scldm_autoencoder": {"steps": 1, "batch_size": 2},
+    # SCLDM at its paper configuration (224 px crops -> 28x28 latents, four blocks), one step each, whole batches,
+    # but the autoencoder at a quarter of LDM's widths: at full width (83.7M parameters, checked by
+    # tests/pipeline/families/scldm/test_modules.py) one 224-px encode or decode takes 5-10 s on one core, and the
+    # stage alone took 115 s of this run
+    "scldm_autoencoder": {"steps": 1, "batch_size": 2, "widths": [32, 64, 128, 128]},
     "scldm_train": {"steps": 1, "batch_size": 4},
     "scldm_sample": {"ddim_steps": 2, "samples_per_voice": 2, "voices": 2},
-    # no voices x z grid: each of its faces goes through SCLDM's 224-px decoder (several seconds on one core; compare took
-    # 66 s with a 2 x 2 grid, 41-45 s without), and the tiny end-to-end run draws the grid (tests/stages/test_pipeline_e2e.py)
+    # no voices x z grid: each of its faces goes through SCLDM's 224-px decoder (compare took 66 s with a 2 x 2
+    # grid, 41-45 s without); the tiny end-to-end run draws the grid (tests/stages/test_pipeline_e2e.py)
     "compare": {"noise_voices": 0},
 }
 
