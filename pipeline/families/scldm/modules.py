@@ -11,7 +11,7 @@
   ``DDIMScheduler`` (from the same betas) for sampling, sample clipping off in both: the latents are not in [-1, 1].
 - :func:`to_residual` / :func:`from_residual`: the face prior as a residual (the model learns z − z_prior; z_prior is
   added back before decoding), and :func:`prior_latent`, the prior latent as the weighted mean of latents.
-- :func:`training_target`, :func:`guide`, :func:`update_ema`.
+- :func:`training_target`, :func:`guide`.
 """
 from __future__ import annotations
 
@@ -153,15 +153,6 @@ def drop_conditions(c: torch.Tensor, share: float, generator: torch.Generator) -
     guidance's training), the draws from ``generator`` (a seeded CPU generator)."""
     keep = (torch.rand(c.shape[0], generator=generator) >= float(share)).to(c.device, c.dtype)
     return c * keep[:, None]
-
-
-@torch.no_grad()
-def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
-    """``average`` ← decay · average + (1 − decay) · model, parameter by parameter (buffers copied)."""
-    for a, p in zip(average.parameters(), model.parameters()):
-        a.lerp_(p.detach(), 1.0 - float(decay))
-    for a, b in zip(average.buffers(), model.buffers()):
-        a.copy_(b)
 
 
 @torch.no_grad()

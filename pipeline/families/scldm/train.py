@@ -45,8 +45,8 @@ from pipeline.families.scldm.modules import (
     to_residual,
     training_scheduler,
     training_target,
-    update_ema,
 )
+from pipeline.training.ema import update_ema, warmed_decay
 
 #: the priors stage's list of the faces of its neutral prior (``pipeline.arspm.priors.save_neutral_faces``)
 NEUTRAL_FACES = "neutral-faces.json"
@@ -186,7 +186,7 @@ def train_diffusion(shards_dir: str | Path, contrastive_path: str | Path, autoen
 
     def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
         if updates[0]:  # the previous step's weights into the average (the last ones after fit)
-            update_ema(trained["ema"], trained["denoiser"], min(decay, (1 + updates[0]) / (10 + updates[0])))
+            update_ema(trained["ema"], trained["denoiser"], warmed_decay(decay, updates[0]))
         updates[0] += 1
         r0 = to_residual(torch.stack([latent_of[k] for k in batch["key"]]), prior_dev)
         c = torch.stack([condition[k] for k in batch["key"]])
@@ -204,7 +204,7 @@ def train_diffusion(shards_dir: str | Path, contrastive_path: str | Path, autoen
                           "prior_faces": prior_keys})
     dataset = KeyDataset(keys, int(params["seed"]), batch_size)
     history = fit(trained, dataset, step, params, out, plots_dir, run_id, "scldm_train", device)
-    update_ema(trained["ema"], trained["denoiser"], min(decay, (1 + updates[0]) / (10 + updates[0])))
+    update_ema(trained["ema"], trained["denoiser"], warmed_decay(decay, updates[0]))
     nets["denoiser"] = trained["ema"]
     residual = to_residual(latents, prior_dev)
     metrics = {**summary_metrics(history), "steps": int(history[-1].get("steps", 0)), "latent_shape": shape,
