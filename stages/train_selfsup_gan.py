@@ -27,6 +27,8 @@ class Params(LabelFreeKeys):
                                                           "during training, then renormalised (0 = none)")
     augment: bool = Field(description="DiffAugment (colour, translation) on what the discriminator sees")
     discriminator_lr: PositiveFloat = Field(description="the discriminator's Adam learning rate")
+    ema_decay: float = Field(ge=0, lt=1, description="decay of the moving average of G's weights that draws the "
+                                                     "faces (0 = the trained G itself)")
 
 
 def add_arguments(parser) -> None:

@@ -9,9 +9,13 @@ G(z, c). Its loss is the hinge GAN loss against the projection discriminator D(x
 face lies in the space both encoders were trained to share), plus ``reconstruction_weight`` · |G(z, c) − x|₁, x
 the clip's own face crop (its pairing is the only supervision; no label). With ``condition_noise`` > 0 each
 step's c is jittered (Gaussian noise of that standard deviation per entry, renormalised), so that the generator
-learns a smooth map from voices to faces rather than one face per training clip: the test voices are unseen. Then the discriminator takes its hinge step on the
-clip's real face and the detached fake, both with the clip's c (Miyato & Koyama's projection: a real face with
-its own voice is "real").
+learns a smooth map from voices to faces rather than one face per training clip: the test voices are unseen.
+Then the discriminator takes its hinge step on the clip's real face and the detached fake, both with the clip's c
+(Miyato & Koyama's projection: a real face with its own voice is "real").
+
+With ``ema_decay`` > 0 the saved generator is the exponential moving average of G's weights
+(``pipeline.training.ema``, warmed up), with BatchNorm statistics recomputed for the averaged weights: on the
+demo, the last step's G alone carried that step's noise into the drawn faces.
 
 With ``augment`` on, real and fake faces alike are shifted by up to 1/8 of their side and their brightness,
 saturation and contrast jittered before the discriminator sees them (DiffAugment, Zhao et al. 2020): with a few
@@ -19,6 +23,7 @@ hundred training faces, the discriminator otherwise learns them by heart within 
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -88,14 +93,17 @@ def train_gan(shards_dir: str | Path, contrastive_path: str | Path, out: str | P
               plots_dir: str | Path, params: dict[str, Any]) -> dict[str, Any]:
     """Train the GAN (module docstring), write its checkpoint and metrics; returns the metrics."""
     from pipeline.common.device import resolve_device, seed_everything
+    from pipeline.data.datasets import make_loader
     from pipeline.data.label_free import LabelFreeSplit
     from pipeline.families.contrastive.model import load_contrastive
     from pipeline.families.contrastive.train import crop_size
     from pipeline.training.checkpoints import save_checkpoint
+    from pipeline.training.ema import update_ema, warmed_decay
     from pipeline.training.loop import (
         Critic,
         fingerprint,
         fit,
+        recalibrate_batchnorm,
         resume_path_for,
         summary_metrics,
     )
@@ -138,7 +146,19 @@ def train_gan(shards_dir: str | Path, contrastive_path: str | Path, out: str | P
             return c
         return F.normalize(c + jitter * torch.randn(c.shape, generator=draws).to(device), dim=1)
 
+    ema_decay = float(params["ema_decay"])
+    # with ema_decay > 0 the loop trains {"generator", "ema"} (the average takes no gradient), so that a resumed run
+    # resumes its average too
+    trained = (torch.nn.ModuleDict({"generator": generator, "ema": copy.deepcopy(generator).requires_grad_(False)})
+               if ema_decay > 0 else generator)
+    updates = [0]
+
     def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
+        if ema_decay > 0:
+            if updates[0]:  # the previous step's weights into the average (the last ones after fit)
+                update_ema(trained["ema"], generator, warmed_decay(ema_decay, updates[0]))
+            updates[0] += 1
+            net = net["generator"]
         c = jittered(batch_condition(batch))
         real = _resize(batch["face"].to(device, non_blocking=True), size)
         z = torch.randn(len(c), generator.noise_dim, generator=draws).to(device)
@@ -165,8 +185,12 @@ def train_gan(shards_dir: str | Path, contrastive_path: str | Path, out: str | P
                                                  **{k: params[k] for k in OPTIMISER_KEYS}})
     run_id = fingerprint({"params": {k: v for k, v in params.items() if k != "labels"}, "config": config,
                           "contrastive": contrastive_header["config_hash"], "stage": "train_selfsup_gan"})
-    history = fit(generator, dataset, step, params, out, plots_dir, run_id, "train_selfsup_gan", device,
+    history = fit(trained, dataset, step, params, out, plots_dir, run_id, "train_selfsup_gan", device,
                   bn_forward=bn_forward, critic=critic)
+    if ema_decay > 0:  # draw with the average: its own BatchNorm statistics, recomputed as fit does for G's
+        update_ema(trained["ema"], generator, warmed_decay(ema_decay, updates[0]))
+        generator.load_state_dict(trained["ema"].state_dict())
+        recalibrate_batchnorm(generator, make_loader(dataset, batch_size), bn_forward)
     generator.eval()
     metrics = {**summary_metrics(history), "steps": int(history[-1].get("steps", 0)), "image_size": size,
                "crop_size": crops, "test": test_matching(generator, frozen, shards_dir, device, int(params["seed"])),

@@ -30,7 +30,8 @@ TINY_CONTRASTIVE = {
 }
 TINY_GAN = {
     "noise_dim": 4, "generator_width": 4, "discriminator_widths": [4, 8], "identity_weight": 1.0,
-    "reconstruction_weight": 10.0, "condition_noise": 0.03, "augment": True, "steps": 3, "batch_size": 4, "lr": 5e-4, "discriminator_lr": 5e-4,
+    "reconstruction_weight": 10.0, "condition_noise": 0.03, "augment": True, "steps": 3, "batch_size": 4, "lr": 5e-4,
+    "discriminator_lr": 5e-4, "ema_decay": 0.9,
     "beta1": 0.9, "eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 1, "seed": 0, "device": "cpu",
     "precision": "fp32", "labels": "",
 }
@@ -93,6 +94,30 @@ def test_the_gan_draws_faces_whose_noise_is_its_seed(trained: Path, shards: Path
     metrics = json.loads((trained / "gan.json").read_text())
     assert metrics["steps"] == 3 and {"gan", "identity", "l1", "d_loss", "d_real"} <= set(metrics["final"])
     assert metrics["test"]["n"] == 6 and metrics["image_size"] == SIZE
+
+
+def test_the_saved_generator_is_the_moving_average_of_its_weights(trained: Path, shards: Path,
+                                                                  tmp_path: Path) -> None:
+    """Three steps from the same seed: without the average the saved G is the last step's; with decay 0.9 (warmed up:
+    0.1, 2/11, 3/12 for the updates after steps 1, 2, 3) it is a weighted mean of the three steps' weights, which lies
+    apart from the last step's; BatchNorm's statistics are recomputed for whichever weights are saved."""
+    import shutil
+
+    import torch
+
+    from pipeline.training.checkpoints import _load_raw
+
+    def generator_state(path: Path) -> dict:
+        return {k: v for k, v in _load_raw(path)["state_dict"].items() if k.startswith("generator.")}
+
+    shutil.copy(trained / "contrastive.pt", tmp_path / "contrastive.pt")
+    train_gan(shards, tmp_path / "contrastive.pt", tmp_path / "plain.pt", tmp_path / "plain.json", tmp_path / "p",
+              {**TINY_GAN, "ema_decay": 0.0})
+    averaged, plain = generator_state(trained / "gan.pt"), generator_state(tmp_path / "plain.pt")
+    assert averaged.keys() == plain.keys()
+    weights = [k for k in plain if k.endswith("weight") and plain[k].dtype.is_floating_point]
+    assert weights and all(not torch.equal(averaged[k], plain[k]) for k in weights)
+    assert all(torch.isfinite(v).all() for v in averaged.values() if v.dtype.is_floating_point)
 
 
 def test_checkpoints_and_inputs_it_cannot_use_are_refused_in_one_sentence(trained: Path, shards: Path,
