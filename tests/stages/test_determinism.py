@@ -36,6 +36,7 @@ DATA_OUTS = (
 
 
 @pytest.mark.slow
+@pytest.mark.longest(61)
 def test_data_outputs_identical_across_two_clones(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     first = shared_tiny_run(session_base(tmp_path_factory))
     second = tmp_path / "second"

@@ -1,6 +1,6 @@
-"""The paper configuration end to end through ``dvc repro`` on the 11 real GRID clips, at full model sizes and
-224 px with one epoch per training stage (pipeline.testing.paper_smoke); and the same overlay without gender labels
-stops at preflight, before any download."""
+"""The paper configuration end to end through ``dvc repro`` on the 11 real GRID clips, at full model sizes (but
+SCLDM's autoencoder's widths) and 224 px with one epoch per training stage (pipeline.testing.paper_smoke); and the
+same overlay without gender labels stops at preflight, before any download."""
 from __future__ import annotations
 
 import json
@@ -35,7 +35,7 @@ def test_paper_overlay_without_gender_labels_stops_at_preflight(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.longest
+@pytest.mark.longest(516)
 def test_paper_configuration_runs_end_to_end_on_grid(paper_project):
     project = paper_project
     params = read_params(project)

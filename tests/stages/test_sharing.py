@@ -2,8 +2,9 @@
 
 User A has run the tiny DAG; A pushes git to a local bare repository and the cache plus run-cache to a
 local-directory DVC remote. User B clones and runs ``dvc repro --pull`` with a ``python`` on PATH that records any
-call and fails: no stage command may execute. A then runs ``dvc exp run -S priors.n=3`` (only priors and what
-follows rerun) and pushes the experiment; B pulls and applies it, again without running anything.
+call and fails: no stage command may execute. A then runs ``dvc exp run -S report.grid_columns=3`` (only report
+reruns: which stages a change reruns is the granularity tests' and the prior sweep's; here the experiment is what
+travels) and pushes it; B pulls and applies it, again without running anything.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from pipeline.ops.remote import RemoteError, check_remote
 from pipeline.testing.project import (
     changed_stages,
     clone_workspace,
-    dag_edges,
     lock_outs,
     ran_stages,
     read_params,
@@ -27,11 +27,9 @@ from pipeline.testing.project import (
     run_git,
     session_base,
     shared_tiny_run,
-    with_descendants,
 )
 
 REPO = Path(__file__).resolve().parents[2]
-UPSTREAM_OF_PRIORS = {"sample", "manifest", "download", "preprocess", "face_encoder", "features", "gender"}
 
 
 def _no_python_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
@@ -59,6 +57,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.longest(70)
 def test_teammate_gets_everything_without_recomputing(tiny_run: Path, tmp_path: Path) -> None:
     origin = tmp_path / "origin.git"
     store = tmp_path / "dvc-store"
@@ -85,28 +84,27 @@ def test_teammate_gets_everything_without_recomputing(tiny_run: Path, tmp_path: 
     assert (user_b / "reports").is_dir()
     assert lock_outs(user_b) == lock_outs(user_a)
 
-    # user A: an experiment with another prior size; only priors and its descendants may run
-    n_before = read_params(user_a)["priors"]["n"]
-    proc = run_dvc(user_a, "exp", "run", "-n", "prior-n3", "-S", "priors.n=3")
+    # user A: an experiment with wider figure grids; only report may run
+    columns_before = read_params(user_a)["report"]["grid_columns"]
+    proc = run_dvc(user_a, "exp", "run", "-n", "grid-3", "-S", "report.grid_columns=3")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     ran = ran_stages(proc.stdout)
-    assert "priors" in ran
-    assert ran <= with_descendants({"priors"}, dag_edges(user_a))
-    assert not ran & UPSTREAM_OF_PRIORS
-    run_dvc(user_a, "exp", "push", "origin", "prior-n3", check=True)
-    exp_priors = lock_outs(user_a)["data/priors"]
+    assert ran == {"report"}
+    run_dvc(user_a, "exp", "push", "origin", "grid-3", check=True)
+    exp_reports = lock_outs(user_a)["reports"]
 
     # user B: pull the experiment and its outputs, nothing recomputed
-    run_dvc(user_b, "exp", "pull", "origin", "prior-n3", check=True)
-    show = run_dvc(user_b, "exp", "show", "--csv", "--drop", ".*", "--keep", r"Experiment|priors\.n$", check=True)
+    run_dvc(user_b, "exp", "pull", "origin", "grid-3", check=True)
+    show = run_dvc(user_b, "exp", "show", "--csv", "--drop", ".*", "--keep", r"Experiment|report\.grid_columns$",
+                   check=True)
     rows = show.stdout.splitlines()
-    assert rows[0] == "Experiment,priors.n"
-    assert "prior-n3,3" in rows and f",{n_before}" in rows  # the experiment beside the baseline
-    run_dvc(user_b, "exp", "apply", "prior-n3", check=True)
-    assert read_params(user_b)["priors"]["n"] == 3
+    assert rows[0] == "Experiment,report.grid_columns"
+    assert "grid-3,3" in rows and f",{columns_before}" in rows  # the experiment beside the baseline
+    run_dvc(user_b, "exp", "apply", "grid-3", check=True)
+    assert read_params(user_b)["report"]["grid_columns"] == 3
     proc = run_dvc(user_b, "repro", "--pull", env=env)
     _assert_nothing_ran(proc, log)
-    assert lock_outs(user_b)["data/priors"] == exp_priors != lock_outs(tiny_run)["data/priors"]
+    assert lock_outs(user_b)["reports"] == exp_reports != lock_outs(tiny_run)["reports"]
     assert changed_stages(user_b) == set()
 
 

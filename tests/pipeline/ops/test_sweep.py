@@ -75,6 +75,7 @@ def _sweep(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.longest(127)
 def test_sweep_runs_one_experiment_per_n_reruns_only_prior_stages_and_resumes(tiny_run: Path, tmp_path: Path):
     project = clone_workspace(tiny_run, tmp_path / "project")
     proc = _sweep(project, "--n", "2")
