@@ -2,9 +2,9 @@
 
 User A has run the tiny DAG; A pushes git to a local bare repository and the cache plus run-cache to a
 local-directory DVC remote. User B clones and runs ``dvc repro --pull`` with a ``python`` on PATH that records any
-call and fails: no stage command may execute. A then runs ``dvc exp run -S report.grid_columns=3`` (only report
-reruns: which stages a change reruns is the granularity tests' and the prior sweep's; here the experiment is what
-travels) and pushes it; B pulls and applies it, again without running anything.
+call and fails: no stage command may execute. A then runs ``dvc exp run -S compare.kway_trials=7`` (only compare and
+report rerun: which stages a change reruns is the granularity tests' and the prior sweep's; here the experiment is
+what travels) and pushes it; B pulls and applies it, again without running anything.
 """
 from __future__ import annotations
 
@@ -84,27 +84,27 @@ def test_teammate_gets_everything_without_recomputing(tiny_run: Path, tmp_path: 
     assert (user_b / "reports").is_dir()
     assert lock_outs(user_b) == lock_outs(user_a)
 
-    # user A: an experiment with wider figure grids; only report may run
-    columns_before = read_params(user_a)["report"]["grid_columns"]
-    proc = run_dvc(user_a, "exp", "run", "-n", "grid-3", "-S", "report.grid_columns=3")
+    # user A: an experiment with more K-way trials; only compare and report may run
+    trials_before = read_params(user_a)["compare"]["kway_trials"]
+    proc = run_dvc(user_a, "exp", "run", "-n", "trials-7", "-S", "compare.kway_trials=7")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     ran = ran_stages(proc.stdout)
-    assert ran == {"report"}
-    run_dvc(user_a, "exp", "push", "origin", "grid-3", check=True)
-    exp_reports = lock_outs(user_a)["reports"]
+    assert ran == {"compare", "report"}
+    run_dvc(user_a, "exp", "push", "origin", "trials-7", check=True)
+    exp_metrics = lock_outs(user_a)["metrics/compare.json"]
 
     # user B: pull the experiment and its outputs, nothing recomputed
-    run_dvc(user_b, "exp", "pull", "origin", "grid-3", check=True)
-    show = run_dvc(user_b, "exp", "show", "--csv", "--drop", ".*", "--keep", r"Experiment|report\.grid_columns$",
+    run_dvc(user_b, "exp", "pull", "origin", "trials-7", check=True)
+    show = run_dvc(user_b, "exp", "show", "--csv", "--drop", ".*", "--keep", r"Experiment|compare\.kway_trials$",
                    check=True)
     rows = show.stdout.splitlines()
-    assert rows[0] == "Experiment,report.grid_columns"
-    assert "grid-3,3" in rows and f",{columns_before}" in rows  # the experiment beside the baseline
-    run_dvc(user_b, "exp", "apply", "grid-3", check=True)
-    assert read_params(user_b)["report"]["grid_columns"] == 3
+    assert rows[0] == "Experiment,compare.kway_trials"
+    assert "trials-7,7" in rows and f",{trials_before}" in rows  # the experiment beside the baseline
+    run_dvc(user_b, "exp", "apply", "trials-7", check=True)
+    assert read_params(user_b)["compare"]["kway_trials"] == 7
     proc = run_dvc(user_b, "repro", "--pull", env=env)
     _assert_nothing_ran(proc, log)
-    assert lock_outs(user_b)["reports"] == exp_reports != lock_outs(tiny_run)["reports"]
+    assert lock_outs(user_b)["metrics/compare.json"] == exp_metrics != lock_outs(tiny_run)["metrics/compare.json"]
     assert changed_stages(user_b) == set()
 
 

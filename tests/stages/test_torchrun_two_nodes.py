@@ -116,6 +116,7 @@ def test_train_decoder_on_two_nodes_matches_one_node_with_two_processes(tiny, on
 
 
 @pytest.mark.slow
+@pytest.mark.longest(57)
 @pytest.mark.parametrize("fault", ["killed", "unreachable"])
 def test_losing_a_node_mid_epoch_fails_in_one_sentence_and_the_rerun_resumes(fault, tiny, tmp_path):
     require_netns()
