@@ -52,8 +52,9 @@ test: setup $(VENV)/.installed-remote
 	@# tests go to the workers in the order tests/conftest.py sorts them (the longest first), not by group size
 	@python -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS) tests
 
-# The fast lane while you edit (under 3 minutes on 2 cores): every test not marked slow, which still covers the
-# params checks, the manifest, the shard contract, the model shapes, the layers and one tiny dvc repro.
+# The fast lane while you edit (under 3 minutes on 2 cores): every test not marked slow: the params checks, the
+# manifest, the shard contract, the model shapes and losses, the layers and the generated deps. No dvc repro of the
+# DAG: make test runs it (tests/stages/test_pipeline_e2e.py).
 test-fast: setup $(VENV)/.installed-remote
 	@python -m pytest -q -n 2 --dist loadgroup -m "not slow" --durations=10 $(PYTEST_ARGS) tests
 

@@ -19,8 +19,9 @@ from pipeline.testing.project import TINY_PARAMS, run_dvc, shared_tiny_run, tool
 
 VARIANTS = TINY_PARAMS["train_encoder"]["variants"]
 # One worker runs these: the tiny DAG is run once per session behind a file lock, and a second worker would only
-# wait on it (make test-fast: the other worker meanwhile runs everything else)
-pytestmark = pytest.mark.xdist_group("tiny_run")
+# wait on it. Slow: with the four families the tiny DAG takes 150-190 s of one worker, more than half of
+# make test-fast's 3 minutes
+pytestmark = [pytest.mark.xdist_group("tiny_run"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
