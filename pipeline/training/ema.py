@@ -23,3 +23,19 @@ def update_ema(average: nn.Module, model: nn.Module, decay: float) -> None:
         a.lerp_(p.detach(), 1.0 - float(decay))
     for a, b in zip(average.buffers(), model.buffers()):
         a.copy_(b)
+
+
+class MovingAverage:
+    """The average of ``model`` kept in ``average`` during a ``fit``: :meth:`update` at the start of every step
+    (it adds the previous step's weights, so the first call adds nothing), :meth:`finish` after the last step."""
+
+    def __init__(self, average: nn.Module, model: nn.Module, decay: float):
+        self.average, self.model, self.decay, self.updates = average, model, float(decay), 0
+
+    def update(self) -> None:
+        if self.updates:
+            update_ema(self.average, self.model, warmed_decay(self.decay, self.updates))
+        self.updates += 1
+
+    def finish(self) -> None:
+        update_ema(self.average, self.model, warmed_decay(self.decay, self.updates))

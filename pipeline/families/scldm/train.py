@@ -46,7 +46,7 @@ from pipeline.families.scldm.modules import (
     training_scheduler,
     training_target,
 )
-from pipeline.training.ema import update_ema, warmed_decay
+from pipeline.training.ema import MovingAverage
 
 #: the priors stage's list of the faces of its neutral prior (``pipeline.arspm.priors.save_neutral_faces``)
 NEUTRAL_FACES = "neutral-faces.json"
@@ -182,12 +182,10 @@ def train_diffusion(shards_dir: str | Path, contrastive_path: str | Path, autoen
     share, decay = float(params["condition_dropout"]), float(params["ema_decay"])
     jitter = float(params["condition_noise"])
     prior_dev = prior.to(device)
-    updates = [0]
+    average = MovingAverage(trained["ema"], trained["denoiser"], decay)
 
     def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
-        if updates[0]:  # the previous step's weights into the average (the last ones after fit)
-            update_ema(trained["ema"], trained["denoiser"], warmed_decay(decay, updates[0]))
-        updates[0] += 1
+        average.update()  # the previous step's weights into the average (the last ones after fit)
         r0 = to_residual(torch.stack([latent_of[k] for k in batch["key"]]), prior_dev)
         c = torch.stack([condition[k] for k in batch["key"]])
         if jitter > 0:  # unseen test voices: a smooth map from voices to faces, not one face per training clip
@@ -204,7 +202,7 @@ def train_diffusion(shards_dir: str | Path, contrastive_path: str | Path, autoen
                           "prior_faces": prior_keys})
     dataset = KeyDataset(keys, int(params["seed"]), batch_size)
     history = fit(trained, dataset, step, params, out, plots_dir, run_id, "scldm_train", device)
-    update_ema(trained["ema"], trained["denoiser"], warmed_decay(decay, updates[0]))
+    average.finish()
     nets["denoiser"] = trained["ema"]
     residual = to_residual(latents, prior_dev)
     metrics = {**summary_metrics(history), "steps": int(history[-1].get("steps", 0)), "latent_shape": shape,

@@ -98,7 +98,7 @@ def train_gan(shards_dir: str | Path, contrastive_path: str | Path, out: str | P
     from pipeline.families.contrastive.model import load_contrastive
     from pipeline.families.contrastive.train import crop_size
     from pipeline.training.checkpoints import save_checkpoint
-    from pipeline.training.ema import update_ema, warmed_decay
+    from pipeline.training.ema import MovingAverage
     from pipeline.training.loop import (
         Critic,
         fingerprint,
@@ -151,13 +151,11 @@ def train_gan(shards_dir: str | Path, contrastive_path: str | Path, out: str | P
     # resumes its average too
     trained = (torch.nn.ModuleDict({"generator": generator, "ema": copy.deepcopy(generator).requires_grad_(False)})
                if ema_decay > 0 else generator)
-    updates = [0]
+    average = MovingAverage(trained["ema"], generator, ema_decay) if ema_decay > 0 else None
 
     def step(batch: dict, net: torch.nn.Module) -> tuple[torch.Tensor, dict[str, float]]:
-        if ema_decay > 0:
-            if updates[0]:  # the previous step's weights into the average (the last ones after fit)
-                update_ema(trained["ema"], generator, warmed_decay(ema_decay, updates[0]))
-            updates[0] += 1
+        if average is not None:
+            average.update()  # the previous step's weights into the average (the last ones after fit)
             net = net["generator"]
         c = jittered(batch_condition(batch))
         real = _resize(batch["face"].to(device, non_blocking=True), size)
@@ -187,8 +185,8 @@ def train_gan(shards_dir: str | Path, contrastive_path: str | Path, out: str | P
                           "contrastive": contrastive_header["config_hash"], "stage": "train_selfsup_gan"})
     history = fit(trained, dataset, step, params, out, plots_dir, run_id, "train_selfsup_gan", device,
                   bn_forward=bn_forward, critic=critic)
-    if ema_decay > 0:  # draw with the average: its own BatchNorm statistics, recomputed as fit does for G's
-        update_ema(trained["ema"], generator, warmed_decay(ema_decay, updates[0]))
+    if average is not None:  # draw with the average: its own BatchNorm statistics, recomputed as fit does for G's
+        average.finish()
         generator.load_state_dict(trained["ema"].state_dict())
         recalibrate_batchnorm(generator, make_loader(dataset, batch_size), bn_forward)
     generator.eval()
