@@ -6,6 +6,10 @@ VENV ?= .venv
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONUNBUFFERED := 1
+# Python writes each module's bytecode the first time any stage imports it, and every later stage reuses it. Where the
+# environment turns that off (PYTHONDONTWRITEBYTECODE), every one of the demo's 40 stage processes would compile
+# torch and the rest again (5 s of imports become 20 s)
+unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-fast deps bench clean-data sweep-priors app
@@ -16,10 +20,9 @@ $(VENV)/.installed: requirements.txt
 	@echo "==> python environment in $(VENV)"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/python -m pip install -q --upgrade pip
-	@# pip byte-compiles on one core; compileall -j 0 does it on every core (setup 64 -> 55 s on 2 cores). Like pip, it
-	@# ignores the few files that are not valid Python 3 (templates, other versions)
+	@# No byte-compiling at install: compiling all 2.9 GB of packages took 46 s on 2 cores (pip's own, on one core,
+	@# longer), while the demo imports a small part of them, compiled once at first import (see above)
 	@$(VENV)/bin/python -m pip install -q --no-compile -r requirements.txt
-	@$(VENV)/bin/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	@touch $@
 
 # the S3 remote's plugin and the object store the tests run (requirements-remote.txt): for tests and teams, not demo
