@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pipeline.common.params import require
 from pipeline.common.schema import Device, Field, PositiveInt, Section
@@ -25,10 +25,12 @@ class Params(Section):
     batch_size: PositiveInt = Field(description="faces per forward pass")
     recall_k: list[PositiveInt] = Field(min_length=1, description="k of the retrieval recall@k")
     figure_columns: PositiveInt = Field(description="speakers per row of Figure 4")
+    identity_detector: Literal["cnn", "hog"] = Field(
+        description="dlib detector of the identity metric: cnn (MMOD) or hog (about 60x faster); evaluate follows")
     device: Device = Field(description="auto (CUDA when present), cpu, cuda, cuda:N or mps")
 
 
-KEYS = ("max_samples", "batch_size", "recall_k", "figure_columns", "device")
+KEYS = ("max_samples", "batch_size", "recall_k", "figure_columns", "identity_detector", "device")
 
 
 def add_arguments(parser) -> None:

@@ -118,9 +118,10 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
         if got != dim:
             raise EvaluationError(f"the {name} works on {got}-d features but the test features are {dim}-d")
     select_prior = PriorSelector(variant, priors, predictions, device)
-    from pipeline.faces.identity import FaceIdentity, identity_summary, load_embeddings
+    from pipeline.faces.identity import FaceIdentity, embeddings_detector, identity_summary, load_embeddings
 
-    recognizer = FaceIdentity()
+    # the generated faces are found by the detector that found the true faces (evaluate_decoder.identity_detector)
+    recognizer = FaceIdentity(embeddings_detector(identity_path) if identity_path else "cnn")
     known = load_embeddings(identity_path) if identity_path else {}
     identity: dict[str, list[np.ndarray | str]] = {"true_face": [], "face_to_face": [], "generated": []}
 
@@ -174,7 +175,8 @@ def evaluate_variant(variant_name: str, shards_dir: str | Path, features_dir: st
     reads = {name: {attr: np.concatenate([part[attr] for part in parts]) for attr in parts[0]}
              for name, parts in probe_reads.items()}
     metrics = variant_metrics(variant.name, keys, speakers, genders, arrays, params, predictions, reads, attributes)
-    metrics["identity"] = identity_summary(identity, speakers, [int(k) for k in params["recall_k"]])
+    metrics["identity"] = {"detector": recognizer.detector,
+                           **identity_summary(identity, speakers, [int(k) for k in params["recall_k"]])}
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -158,7 +158,7 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
     # Identity leakage between the splits, by a recognizer trained on real faces (pipeline.faces.identity)
     from pipeline.faces.identity import FaceIdentity, leakage_check, save_embeddings
 
-    recognizer = FaceIdentity()
+    recognizer = FaceIdentity(str(params.get("identity_detector", "cnn")))
     test_identity = {"true_face": [recognizer.embed_or_reason(face) for face in to_uint8_images(faces)],
                      "face_to_face": [recognizer.embed_or_reason(face) for face in to_uint8_images(decoded["test"])]}
     # one train face per train speaker (per video when unlabelled): leakage is about identities, and embedding
@@ -166,10 +166,10 @@ def evaluate_decoder(shards_dir: str | Path, features_dir: str | Path, priors_di
     train_faces, _, train_speakers, _ = splits["train"]
     metrics["identity_leakage"] = leakage_check(
         [recognizer.embed(face) for face in to_uint8_images(train_faces[first_per_speaker(train_speakers, limit)])],
-        test_identity["true_face"], speakers)
+        test_identity["true_face"], speakers) | {"detector": recognizer.detector}
     out_dir = Path(out_dir)
     # the test faces' identity embeddings, which every evaluate@variant reuses instead of embedding them again
-    save_embeddings(out_dir / "identity.npz", test_keys, test_identity)
+    save_embeddings(out_dir / "identity.npz", test_keys, test_identity, recognizer.detector)
     labels = labels_for(speakers, attributes)
     metrics["attributes"] = {
         "labelled_samples": int((labels["gender"] >= 0).sum()),

@@ -164,6 +164,10 @@ def attributes_markdown(evals: dict[str, dict[str, Any]], dec: dict[str, Any] | 
     return lines
 
 
+#: how the report names ``evaluate_decoder.identity_detector``'s detectors
+DETECTOR_NAMES = {"cnn": "dlib's CNN detector (MMOD)", "hog": "dlib's HOG detector"}
+
+
 def identity_markdown(evals: dict[str, dict[str, Any]]) -> list[str]:
     """The identity metric of a recognizer trained on real faces (dlib's ResNet), with its face-found rates."""
     rows = {name: e["metrics"].get("identity") for name, e in evals.items() if e["metrics"].get("identity")}
@@ -172,7 +176,7 @@ def identity_markdown(evals: dict[str, dict[str, Any]]) -> list[str]:
     first = next(iter(rows.values()))
     ks = sorted(first["generated"]["recall"], key=int)
     lines = ["## Identity by a face recognizer trained on real faces (dlib ResNet, 128-d)", "",
-             f"Each face is found with dlib's CNN detector, aligned with its 5-point landmarks and embedded; a face "
+             f"Each face is found with {DETECTOR_NAMES.get(first.get('detector', 'cnn'), 'a dlib detector')}, aligned with its 5-point landmarks and embedded; a face "
              f"the detector misses counts as \"no face\" (the found columns). Distances are to the mean embedding of "
              f"the speaker's found true faces; the same person is closer than {first['same_person_distance']}. "
              f"Different speakers: the mean distance between two test speakers' true faces. Recall@k: the own "

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pipeline.faces.identity import (
     SAME_PERSON_DISTANCE,
     FaceIdentity,
+    embeddings_detector,
     identity_summary,
     load_embeddings,
     save_embeddings,
@@ -32,6 +34,49 @@ def test_recognizer_embeds_real_faces_and_finds_none_in_noise(grid_dir, tmp_path
     assert recognizer.embed_or_reason(np.zeros((64, 64), dtype=np.uint8)) == "grayscale"
     assert recognizer.embed_or_reason(np.repeat(crop[..., :1], 3, axis=2)) == "grayscale"  # gray in RGB
     assert recognizer.embed_or_reason(crop[:10, :10]) == "too_small"
+
+
+def _grid_crops(grid_dir):
+    from pipeline.data.faces import DlibCnnDetector, crop_face
+    from pipeline.data.media import decode_frame, probe
+
+    detector = DlibCnnDetector(0)
+    crops = []
+    for name in ("bbaf2n.mpg", "brbk7n.mpg", "lbax4n.mpg"):
+        info = probe(grid_dir / name)
+        frame = decode_frame(grid_dir / name, 1.0, info.width, info.height)
+        crops.append(crop_face(frame, max(detector.detect(frame), key=lambda b: b.score), 0.35, 160))
+    return crops
+
+
+def test_hog_detector_finds_the_same_faces_as_the_cnn(grid_dir):
+    """The fast detector (the demo's) aligns the real GRID faces as the CNN does: each speaker's two embeddings are
+    the same person by dlib's own threshold, and noise is still no face."""
+    cnn, hog = FaceIdentity("cnn"), FaceIdentity("hog")
+    assert (cnn.detector, hog.detector) == ("cnn", "hog")
+    for crop in _grid_crops(grid_dir):
+        a, b = cnn.embed(crop), hog.embed(crop)
+        assert a is not None and b is not None
+        assert np.linalg.norm(a - b) < SAME_PERSON_DISTANCE / 2
+    noise = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    assert hog.embed_or_reason(noise) == "no_face"
+
+
+def test_unknown_detector_is_refused_in_one_sentence():
+    with pytest.raises(ValueError, match="identity detector 'haar' is not one of cnn, hog"):
+        FaceIdentity("haar")
+
+
+def test_embeddings_file_records_its_detector(tmp_path):
+    a = np.arange(128, dtype=np.float64)
+    save_embeddings(tmp_path / "hog.npz", ["k1"], {"true_face": [a]}, "hog")
+    save_embeddings(tmp_path / "default.npz", ["k1"], {"true_face": [a]})
+    assert embeddings_detector(tmp_path / "hog.npz") == "hog"
+    assert embeddings_detector(tmp_path / "default.npz") == "cnn"
+    assert set(load_embeddings(tmp_path / "hog.npz")["k1"]) == {"true_face"}  # the record is not an embedding
+    with open(tmp_path / "old.npz", "wb") as fh:  # written before the detector was recorded
+        np.savez(fh, keys=np.array(["k1"]), true_face=a[None], true_face_reason=np.array([""]))
+    assert embeddings_detector(tmp_path / "old.npz") == "cnn"
 
 
 def test_embeddings_file_keeps_embeddings_and_reasons(tmp_path):
