@@ -46,6 +46,25 @@ def pytest_collection_modifyitems(config, items):
         return (1 if item.get_closest_marker("xdist_group") is not None else 2), 0.0
 
     items.sort(key=rank)  # stable: file order within each rank
+    _group_node_ids(config, items)
+
+
+def _group_node_ids(config, items) -> None:
+    """What ``--dist loadgroup`` needs and pytest-xdist 3.8 no longer does under pytest 9: the ``@group`` suffix on
+    the node id of each ``xdist_group`` test, by which the controller hands a group to one worker.
+
+    xdist sets ``item._nodeid``, but pytest 9 reads the node id from ``item._id``, so every group was silently
+    split over both workers: the tiny DAG, the S3 store, the Ray cluster and the predict cases each set up their
+    module's fixtures on both (tests/test_conftest.py checks that the suffix is there)."""
+    if not getattr(config.option, "loadgroup", False):  # only in an xdist worker of a loadgroup run
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid.rsplit("]", 1)[-1]:  # not already suffixed (a fixed xdist)
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
 
 
 # What the suite starts must end with it: SeaweedFS stores, Ray nodes, torchrun agents and network namespaces. Every

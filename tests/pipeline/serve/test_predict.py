@@ -135,6 +135,7 @@ def results(inputs, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedPro
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("predict_bad_input")  # one worker runs `results` (all cases at once, 50 s) for all of them
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_one_sentence_exit_2_and_no_file(case, results):
     proc, before, after = results[case]
