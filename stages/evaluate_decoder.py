@@ -15,6 +15,7 @@ from pipeline.common.params import require
 from pipeline.common.schema import Device, Field, PositiveInt, Section
 from pipeline.common.stage import elapsed, stage_main
 from pipeline.evaluation.evaluate_decoder import evaluate_decoder, summary_line
+from pipeline.faces.identity import DETECTORS
 
 
 class Params(Section):
@@ -25,7 +26,7 @@ class Params(Section):
     batch_size: PositiveInt = Field(description="faces per forward pass")
     recall_k: list[PositiveInt] = Field(min_length=1, description="k of the retrieval recall@k")
     figure_columns: PositiveInt = Field(description="speakers per row of Figure 4")
-    identity_detector: Literal["cnn", "hog"] = Field(
+    identity_detector: Literal[DETECTORS] = Field(
         description="dlib detector of the identity metric: cnn (MMOD) or hog (about 60x faster); evaluate follows")
     device: Device = Field(description="auto (CUDA when present), cpu, cuda, cuda:N or mps")
 

@@ -176,7 +176,8 @@ def identity_markdown(evals: dict[str, dict[str, Any]]) -> list[str]:
     first = next(iter(rows.values()))
     ks = sorted(first["generated"]["recall"], key=int)
     lines = ["## Identity by a face recognizer trained on real faces (dlib ResNet, 128-d)", "",
-             f"Each face is found with {DETECTOR_NAMES.get(first.get('detector', 'cnn'), 'a dlib detector')}, aligned with its 5-point landmarks and embedded; a face "
+             f"Each face is found with {DETECTOR_NAMES.get(first.get('detector', 'cnn'), 'a dlib detector')}, "
+             f"aligned with its 5-point landmarks and embedded; a face "
              f"the detector misses counts as \"no face\" (the found columns). Distances are to the mean embedding of "
              f"the speaker's found true faces; the same person is closer than {first['same_person_distance']}. "
              f"Different speakers: the mean distance between two test speakers' true faces. Recall@k: the own "

@@ -18,10 +18,10 @@ import numpy as np
 
 SAME_PERSON_DISTANCE = 0.6
 MIN_SIDE = 128  # smaller images are upsampled by the detector until at least this size (80 px faces and up)
-
-
 #: dlib's face detectors (``evaluate_decoder.identity_detector``; the file of embeddings records which one ran)
 DETECTORS = ("cnn", "hog")
+
+
 MIN_INPUT_SIDE = 16  # below this, even upsampled to MIN_SIDE a face has too few pixels to mean anything
 #: why a face has no embedding (evaluate's per-sample ``identity_*`` columns and the summary's ``not_found``)
 MISS_REASONS = ("no_face", "grayscale", "too_small")
@@ -57,8 +57,7 @@ class FaceIdentity:
             raise ValueError(f"identity detector {detector!r} is not one of {', '.join(DETECTORS)}")
         self._dlib = dlib
         self.detector = detector
-        self._detector = (dlib.cnn_face_detection_model_v1(dlib_model_path("cnn_detector")) if detector == "cnn"
-                          else dlib.get_frontal_face_detector())
+        self._detectors: dict = {}  # upsample -> preprocess's detector of that kind (pipeline.data.faces)
         self._landmarks = dlib.shape_predictor(dlib_model_path("landmarks_5"))
         self._recognizer = dlib.face_recognition_model_v1(dlib_model_path("recognizer"))
 
@@ -84,12 +83,16 @@ class FaceIdentity:
         return np.asarray(self._recognizer.compute_face_descriptor(chip), dtype=np.float64)
 
     def _best_face(self, image: np.ndarray, upsample: int):
-        """The most confident face's rectangle, or None."""
-        if self.detector == "cnn":
-            detections = self._detector(image, upsample)
-            return max(detections, key=lambda d: d.confidence).rect if detections else None
-        rects, scores, _ = self._detector.run(image, upsample, 0.0)
-        return rects[int(np.argmax(scores))] if len(rects) else None
+        """The most confident face's rectangle (a ``dlib.rectangle``), or None."""
+        from pipeline.data.faces import DlibCnnDetector, DlibDetector
+
+        if upsample not in self._detectors:
+            self._detectors[upsample] = (DlibCnnDetector if self.detector == "cnn" else DlibDetector)(upsample)
+        boxes = self._detectors[upsample].detect(image)
+        if not boxes:
+            return None
+        best = max(boxes, key=lambda b: b.score)
+        return self._dlib.rectangle(int(best.x0), int(best.y0), int(best.x1), int(best.y1))
 
 
 def identity_summary(embeddings: dict[str, Sequence[np.ndarray | None]], speakers: Sequence[str],
