@@ -13,7 +13,10 @@ and the true faces; the attribute probe reads the generated faces. For each fami
   it, the pixel diversity ratio and the embedding diversity;
 - a family with its own voice–face matching space (the self-supervised family's contrastive encoders,
   ``FaceGenerator.matching_embeddings``): its encoders' K-way matching and recall on the *true* faces, beside the
-  judge's K-way on its generated faces (Choi et al.'s "correlation" measure);
+  judge's K-way on its generated faces (Choi et al.'s "correlation" measure), and, where the speakers' attributes
+  are known, the vote of each test voice's ``NEIGHBOURS`` nearest training voices in its speech space on the
+  speaker's attributes (``voice_neighbours``): what a generator that draws its nearest training voices' faces
+  would score, so a family's attribute agreement can be read against what its condition holds;
 - a family that samples (``FaceGenerator.noise_dim`` > 0): its disentanglement grid, ``noise_voices`` test voices
   (Figure 6's first speakers) x ``noise_draws`` seeds, each face drawn alone so that a seed is one z for every
   voice: along a row one voice with several z, down a column one z with several voices.
@@ -36,6 +39,9 @@ import torch
 
 from pipeline.common.errors import PipelineError
 from pipeline.common.io import atomic_path, read_json, write_json
+
+#: training voices that vote on a test voice's attributes (``voice_neighbours``)
+NEIGHBOURS = 5
 
 
 class CompareStageError(PipelineError, ValueError):
@@ -128,6 +134,46 @@ def encoder_matching(generator, test: dict[str, Any], params: dict[str, Any]) ->
             "sample_recall": cm.sample_recall(speech, faces, [int(k) for k in params["recall_k"]])}
 
 
+def voice_neighbours(generator, test: dict[str, Any], train: list[dict[str, Any]], labels: dict[str, np.ndarray],
+                     train_labels: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The vote of each test voice's ``NEIGHBOURS`` nearest training voices (``train`` as :func:`train_voices`
+    reads it), in the family's own speech space, on its speaker's attributes: agreement and chance per attribute
+    (None when no test speaker has labels)."""
+    from pipeline.evaluation import compare_metrics as cm
+
+    query = generator.matching_embeddings(test["specs"], test["faces"])[0]
+    reference = train_speech(generator, train)
+    agreement = _accuracy(cm.neighbour_vote(query, reference, train_labels, NEIGHBOURS), labels)
+    if agreement is None:
+        return None
+    return {"k": min(NEIGHBOURS, len(reference)), "training_voices": len(reference), "attributes": agreement}
+
+
+def train_voices(shards_dir: str | Path) -> list[dict[str, Any]]:
+    """The train split's clips in batches of 64: ``{"specs", "faces", "speakers"}`` each (spectrograms float16,
+    faces uint8), read once and embedded by each family with a speech space."""
+    from pipeline.data.shards import iter_samples, list_shards
+
+    batches, batch = [], {"specs": [], "faces": [], "speakers": []}
+    for sample in iter_samples(list_shards(shards_dir, "train"), fields=["face", "spec", "meta"]):
+        meta = sample["meta"]
+        batch["speakers"].append(str(meta.get("speaker_id") or meta.get("video_id") or sample["key"]))
+        batch["faces"].append(np.asarray(sample["face"], dtype=np.uint8))
+        batch["specs"].append(np.asarray(sample["spec"], dtype=np.float16))
+        if len(batch["speakers"]) == 64:
+            batches.append(batch)
+            batch = {"specs": [], "faces": [], "speakers": []}
+    if batch["speakers"]:
+        batches.append(batch)
+    return [{"specs": np.stack(b["specs"]), "faces": np.stack(b["faces"]), "speakers": b["speakers"]}
+            for b in batches]
+
+
+def train_speech(generator, train: list[dict[str, Any]]) -> np.ndarray:
+    """A family's speech embeddings of the training clips ``[N, D]``."""
+    return np.concatenate([generator.matching_embeddings(b["specs"], b["faces"])[0] for b in train])
+
+
 def noise_grid(generator, test: dict[str, Any], keys: list[str], draws: int, size: int) -> np.ndarray:
     """``(len(keys), draws, size, size, 3)`` uint8: voice ``keys[i]`` drawn alone with seed ``j`` (so one seed is
     one z whatever the voice), resized to the crops' size."""
@@ -181,14 +227,16 @@ def run_compare(shards_dir: str | Path, judge_path: str | Path, probe_path: str 
     size = int(test["faces"].shape[1])
     judge = load_judge(judge_path, device)
     real = judge.embed(resize_faces(test["faces"], judge.image_size or size))
-    probe, labels, true_reads = None, None, None
+    probe, labels, true_reads, attributes = None, None, None, {}
+    train, train_labels = None, None  # the train split, read when a family has a speech space to search
     if probe_path is not None:
         from pipeline.faces.probe import ARCH as PROBE_ARCH
         from pipeline.faces.probe import labels_for, predict, speaker_attributes
         from pipeline.training.frozen import load_frozen
 
         probe, _ = load_frozen(probe_path, PROBE_ARCH, device)
-        labels = labels_for(test["speakers"], speaker_attributes(attributes_path)) if attributes_path else None
+        attributes = speaker_attributes(attributes_path) if attributes_path else {}
+        labels = labels_for(test["speakers"], attributes) if attributes_path else None
 
         def read(faces: np.ndarray) -> dict[str, np.ndarray]:
             return predict(probe, torch.stack([face_to_tensor(f) for f in faces]), device)
@@ -212,6 +260,13 @@ def run_compare(shards_dir: str | Path, judge_path: str | Path, probe_path: str 
                          "image_size": int(generator.image_size), **family_metrics(gen, real, test, faces, reads,
                                                                                     labels, params)}
         encoders = encoder_matching(generator, test, params)
+        if encoders is not None and labels:
+            if train is None:
+                train = train_voices(shards_dir)
+                train_labels = labels_for([sp for b in train for sp in b["speakers"]], attributes)
+            neighbours = voice_neighbours(generator, test, train, labels, train_labels) if train else None
+            if neighbours is not None:
+                encoders["voice_neighbours"] = neighbours
         if encoders is not None:
             results[name]["encoders"] = encoders
         if generator.noise_dim > 0 and int(params["noise_voices"]) > 0:

@@ -14,6 +14,7 @@ Every function returns a plain dict of floats, ints, strings and ``None`` (JSON-
 - :func:`diversity_ratio`    — per-pixel std across generated faces / the same across true faces.
 - :func:`embedding_diversity`— mean pairwise cosine distance among generated vs among true embeddings.
 - :func:`attribute_agreement`— probe reading vs known attribute; chance = the majority class's share.
+- :func:`neighbour_vote`     — each query's k nearest reference rows (cosine) vote on its attributes.
 """
 from __future__ import annotations
 
@@ -490,4 +491,38 @@ def attribute_agreement(predicted: Mapping[str, Sequence[Any]], labels: Mapping[
         if len(counts) == 1:
             entry["note"] = "a single class in these labels: chance is 1.0"
         out[name] = entry
+    return out
+
+
+def neighbour_vote(query: Any, reference: Any, reference_labels: Mapping[str, Sequence[int]],
+                   k: int = 5) -> dict[str, np.ndarray]:
+    """Per attribute, the class that each query row's ``k`` nearest ``reference`` rows (cosine) hold most often,
+    among those with a known label (-1 = unknown); a tie goes to the class whose voters rank nearer (the sum of
+    their ranks is smaller); -1 where none of the k is labelled. What a generator that draws the faces of its
+    nearest training voices would score on the attributes: ``query`` = test voices, ``reference`` = training voices,
+    both in one family's speech space."""
+    q, r = _embeddings(query, "query", 1), _embeddings(reference, "reference", 1)
+    if q.shape[1] != r.shape[1]:
+        raise CompareError(f"query rows are {q.shape[1]}-d but reference rows {r.shape[1]}-d")
+    if not _is_int_at_least(k, 1):
+        raise CompareError(f"k must be an integer of at least 1, got {k!r}")
+    k = min(int(k), len(r))
+    nearest = np.argsort(-(_unit(q) @ _unit(r).T), axis=1, kind="stable")[:, :k]
+    out: dict[str, np.ndarray] = {}
+    for name, labels in reference_labels.items():
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(labels) != len(r):
+            raise CompareError(f"attribute {name!r} has {len(labels)} labels for {len(r)} reference rows")
+        votes = np.full(len(q), -1, dtype=np.int64)
+        for row, neighbours in enumerate(nearest):
+            held = labels[neighbours]
+            known = held >= 0
+            if not known.any():
+                continue
+            classes = np.unique(held[known])
+            count = np.array([(held == c).sum() for c in classes])
+            ranks = np.array([np.flatnonzero(held == c).sum() for c in classes])
+            best = np.lexsort((ranks, -count))[0]  # most votes, then the nearer voters
+            votes[row] = classes[best]
+        out[name] = votes
     return out

@@ -68,6 +68,11 @@ def attributes_table(families: dict[str, Any], true_faces: dict[str, Any] | None
     lines = ["| faces | " + " | ".join(ATTRIBUTE_COLUMNS) + " |", "|" + " --- |" * (1 + len(ATTRIBUTE_COLUMNS))]
     rows = [(m["title"], m.get("attributes")) for m in families.values()]
     rows.append(("true faces (the probe's ceiling)", (true_faces or {}).get("attributes")))
+    for m in families.values():  # what the family's condition holds (compare's voice_neighbours)
+        vote = (m.get("encoders") or {}).get("voice_neighbours")
+        if vote:
+            rows.append((f"{m['title']}: its voice space's {vote['k']} nearest training voices (no face drawn)",
+                         vote["attributes"]))
     for title, attrs in rows:
         if not attrs:
             lines.append(f"| {title} | " + " | ".join("–" for _ in ATTRIBUTE_COLUMNS) + " |")
@@ -115,6 +120,10 @@ def families_markdown(metrics: dict[str, Any], ks: list[int]) -> str:
         *kway_table(families),
         "",
         "## Attributes (attribute probe on the generated face vs the speaker's attributes)",
+        "",
+        ("For a family with its own speech space, a last row gives the speaker's attributes as the test voice's "
+         "nearest training voices in that space hold them (their majority): what drawing the faces of the nearest "
+         "training voices would score, a yardstick for what the family's condition carries."),
         "",
         *attributes_table(families, metrics.get("true_faces")),
         "",

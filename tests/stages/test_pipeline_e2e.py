@@ -111,6 +111,12 @@ def test_the_self_supervised_family_trains_label_free_and_is_compared(project):
     selfsup = compared["selfsup"]
     assert {"sample_recall", "kway", "attributes", "kid", "diversity"} <= set(selfsup)
     assert selfsup["encoders"]["kway"]["chance@2"] == 0.5 and selfsup["noise"]["voices"] == 2
+    neighbours = selfsup["encoders"]["voice_neighbours"]  # the train split's voices vote on each test speaker
+    assert neighbours["training_voices"] > neighbours["k"] == 5
+    scored = {a: v["accuracy"] for a, v in neighbours["attributes"].items() if v["accuracy"] is not None}
+    assert scored and all(0 <= x <= 1 for x in scored.values())  # the tiny test split: one gender, two ages
+    assert compared["scldm"]["encoders"]["voice_neighbours"] == neighbours  # one contrastive space, one vote
+    assert "5 nearest training voices" in (project / "reports/families.md").read_text()
     with np.load(project / "data/compare/faces.npz") as faces:
         assert faces["noise_selfsup"].shape == (2, 2, 64, 64, 3) and "noise_sf2f" not in faces.files
     assert (project / "reports/disentanglement-selfsup.png").stat().st_size > 0

@@ -295,6 +295,36 @@ def test_attribute_agreement_chance_is_the_majority_share_and_unknowns_are_skipp
     assert list(C.attribute_agreement(predicted, labels, attributes=["skin"])) == ["skin"]
 
 
+def test_neighbour_vote_hand_computed():
+    """Five reference voices on a circle; the query nearest to 0 and 1 (then 4), etc."""
+    angles = np.deg2rad([0, 20, 90, 180, 340])
+    reference = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    query = np.array([[1.0, 0.05], [0.1, 1.0], [-1.0, 0.0]])
+    labels = {"gender": [0, 0, 1, 1, 1], "glasses": [-1, -1, -1, 1, 0], "age": [-1] * 5}
+    out = C.neighbour_vote(query, reference, labels, k=3)
+    # query 0: nearest 0 (0°), 1 (20°), 4 (340°) -> gender 0, 0, 1 -> 0
+    # query 1 (84°): nearest 2 (90°), 1 (20°), 0 (0°) -> 1, 0, 0: 0 wins two votes to one
+    # query 2: nearest 3 (180°), 2 (90°), then 4 (340°, 160° away) -> 1, 1, 1
+    assert out["gender"].tolist() == [0, 0, 1]
+    # glasses: query 0 sees one labelled voter (4: 0); query 2 two voters (3: 1, 4: 0) that tie: the nearer (3) wins
+    assert out["glasses"].tolist() == [0, -1, 1]
+    assert out["age"].tolist() == [-1, -1, -1]  # nobody labelled
+    assert C.neighbour_vote(query, reference, labels, k=1)["gender"].tolist() == [0, 1, 1]
+    assert C.neighbour_vote(query, reference, labels, k=50)["gender"].tolist() == [1, 1, 1]  # all five: 1 wins 3-2
+
+
+def test_neighbour_vote_of_voices_that_carry_the_label_agrees_and_of_noise_is_near_chance():
+    rng = np.random.default_rng(0)
+    gender = rng.integers(0, 2, 400)
+    direction = np.eye(8)[0] * 3
+    voices = rng.standard_normal((400, 8)) + np.where(gender[:, None] == 1, direction, -direction)
+    votes = C.neighbour_vote(voices[300:], voices[:300], {"gender": gender[:300]}, k=5)["gender"]
+    assert (votes == gender[300:]).mean() > 0.95
+    noise = rng.standard_normal((400, 8))
+    votes = C.neighbour_vote(noise[300:], noise[:300], {"gender": gender[:300]}, k=5)["gender"]
+    assert 0.3 < (votes == gender[300:]).mean() < 0.7
+
+
 # --------------------------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("call, fragment", [
     (lambda: C.sample_recall(np.ones((3, 4)), np.ones((4, 4))), "same shape"),
@@ -316,6 +346,9 @@ def test_attribute_agreement_chance_is_the_majority_share_and_unknowns_are_skipp
     (lambda: C.diversity_ratio(np.zeros((2, 4, 4, 3)), np.zeros((2, 5, 4, 3))), "differ in size"),
     (lambda: C.attribute_agreement({"gender": ["M"]}, {"gender": ["M", "F"]}), "1 predictions for 2 labels"),
     (lambda: C.attribute_agreement({}, {"gender": ["M"]}), "no predictions"),
+    (lambda: C.neighbour_vote(np.ones((2, 3)), np.ones((4, 2)), {}), "3-d but reference rows 2-d"),
+    (lambda: C.neighbour_vote(np.ones((2, 2)), np.ones((4, 2)), {"gender": [0, 1]}), "2 labels for 4 reference"),
+    (lambda: C.neighbour_vote(np.ones((2, 2)), np.ones((4, 2)), {}, k=0), "at least 1"),
 ])
 def test_bad_inputs_raise_one_sentence(call, fragment):
     with pytest.raises(C.CompareError) as info:

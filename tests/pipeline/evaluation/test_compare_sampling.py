@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.evaluation.compare import encoder_matching, noise_grid, noise_spread
+from pipeline.evaluation.compare import encoder_matching, noise_grid, noise_spread, voice_neighbours
 from pipeline.evaluation.families import load_generator
-from pipeline.evaluation.families_report import kway_table, noise_figures, noise_lines
+from pipeline.evaluation.families_report import attributes_table, kway_table, noise_figures, noise_lines
 from pipeline.testing.families import write_tiny_selfsup, write_tiny_sf2f
 
 PARAMS = {"kway_k": [2, 3], "kway_trials": 5, "recall_k": [1, 2], "seed": 0}
@@ -53,6 +53,39 @@ def test_only_a_family_with_its_own_encoders_gets_their_matching(tmp_path: Path,
     assert set(matching["sample_recall"]) >= {"recall@1", "recall@2"}
     sf2f = load_generator("sf2f", checkpoint=write_tiny_sf2f(tmp_path / "s.pt", image_size=16))
     assert sf2f.noise_dim == 0 and encoder_matching(sf2f, test_split, PARAMS) is None
+
+
+def test_the_nearest_training_voices_vote_in_the_familys_own_speech_space(tmp_path: Path, test_split: dict,
+                                                                          monkeypatch) -> None:
+    """Training clips that are the test clips themselves: each test voice's nearest training voice is its own, so
+    with k = 1 the vote is the truth (and flipped labels vote wrong everywhere); labels no test clip holds are not
+    scored, and with no labelled test clip there is nothing to report."""
+    import pipeline.evaluation.compare as compare
+
+    monkeypatch.setattr(compare, "NEIGHBOURS", 1)
+    selfsup = load_generator("selfsup", checkpoint=write_tiny_selfsup(tmp_path / "g.pt", image_size=16))
+    train = [{"specs": test_split["specs"][:4], "faces": test_split["faces"][:4], "speakers": ["a", "a", "b", "b"]},
+             {"specs": test_split["specs"][4:], "faces": test_split["faces"][4:], "speakers": ["c", "c"]}]
+    labels = {"gender": np.array([0, 0, 1, 1, 0, 0]), "glasses": np.array([-1] * 6)}
+    vote = voice_neighbours(selfsup, test_split, train, labels, labels)
+    assert vote["k"] == 1 and vote["training_voices"] == 6
+    assert vote["attributes"]["gender"]["accuracy"] == 1.0 and vote["attributes"]["gender"]["chance"] == 4 / 6
+    assert vote["attributes"]["glasses"]["accuracy"] is None
+    flipped = {"gender": 1 - labels["gender"], "glasses": labels["glasses"]}
+    assert voice_neighbours(selfsup, test_split, train, labels, flipped)["attributes"]["gender"]["accuracy"] == 0
+    assert voice_neighbours(selfsup, test_split, train, {"gender": np.array([-1] * 6)}, labels) is None
+
+
+def test_the_report_adds_the_voice_neighbours_row_under_the_probes_ceiling() -> None:
+    attrs = {"gender": {"accuracy": 0.8, "chance": 0.6}}
+    families = {"scldm": {"title": "SCLDM", "attributes": {"gender": {"accuracy": 0.7, "chance": 0.6}},
+                          "encoders": {"kway": {}, "voice_neighbours": {"k": 5, "attributes": attrs}}},
+                "sf2f": {"title": "SF2F", "attributes": None}}
+    rows = attributes_table(families, {"attributes": attrs})
+    titles = [row.split(" | ")[0].lstrip("| ") for row in rows[2:]]
+    assert titles == ["SCLDM", "SF2F", "true faces (the probe's ceiling)",
+                      "SCLDM: its voice space's 5 nearest training voices (no face drawn)"]
+    assert "0.800 (0.600)" in rows[-1]
 
 
 def test_the_report_puts_the_encoders_beside_the_judge_and_draws_the_grid(tmp_path: Path) -> None:
