@@ -134,44 +134,47 @@ def encoder_matching(generator, test: dict[str, Any], params: dict[str, Any]) ->
             "sample_recall": cm.sample_recall(speech, faces, [int(k) for k in params["recall_k"]])}
 
 
-def voice_neighbours(generator, test: dict[str, Any], train: list[dict[str, Any]], labels: dict[str, np.ndarray],
-                     train_labels: dict[str, np.ndarray]) -> dict[str, Any] | None:
-    """The vote of each test voice's ``NEIGHBOURS`` nearest training voices (``train`` as :func:`train_voices`
-    reads it), in the family's own speech space, on its speaker's attributes: agreement and chance per attribute
-    (None when no test speaker has labels)."""
+def voice_neighbours(generator, test: dict[str, Any], shards_dir: str | Path, labels: dict[str, np.ndarray],
+                     attributes: dict[str, dict[str, int]]) -> dict[str, Any] | None:
+    """The vote of each test voice's ``NEIGHBOURS`` nearest training voices (the train split of ``shards_dir``), in
+    the family's own speech space, on its speaker's attributes (``attributes``: speaker → attribute → class):
+    agreement and chance per attribute (None when no test speaker has labels or the train split is empty)."""
     from pipeline.evaluation import compare_metrics as cm
+    from pipeline.faces.probe import labels_for
 
+    reference, speakers = train_speech(generator, shards_dir)
+    if not speakers:
+        return None
     query = generator.matching_embeddings(test["specs"], test["faces"])[0]
-    reference = train_speech(generator, train)
-    agreement = _accuracy(cm.neighbour_vote(query, reference, train_labels, NEIGHBOURS), labels)
+    votes = cm.neighbour_vote(query, reference, labels_for(speakers, attributes), NEIGHBOURS)
+    agreement = _accuracy(votes, labels)
     if agreement is None:
         return None
     return {"k": min(NEIGHBOURS, len(reference)), "training_voices": len(reference), "attributes": agreement}
 
 
-def train_voices(shards_dir: str | Path) -> list[dict[str, Any]]:
-    """The train split's clips in batches of 64: ``{"specs", "faces", "speakers"}`` each (spectrograms float16,
-    faces uint8), read once and embedded by each family with a speech space."""
+def train_speech(generator, shards_dir: str | Path, batch_size: int = 64) -> tuple[np.ndarray, list[str]]:
+    """A family's speech embeddings ``[N, D]`` of the train split's clips and their speakers, streamed in batches
+    (only the embeddings are kept, so a large train split costs its reading time, not its size in memory)."""
     from pipeline.data.shards import iter_samples, list_shards
 
-    batches, batch = [], {"specs": [], "faces": [], "speakers": []}
+    embedded, speakers, specs, faces = [], [], [], []
+
+    def flush() -> None:
+        if specs:
+            embedded.append(generator.matching_embeddings(np.stack(specs), np.stack(faces))[0])
+            specs.clear()
+            faces.clear()
+
     for sample in iter_samples(list_shards(shards_dir, "train"), fields=["face", "spec", "meta"]):
         meta = sample["meta"]
-        batch["speakers"].append(str(meta.get("speaker_id") or meta.get("video_id") or sample["key"]))
-        batch["faces"].append(np.asarray(sample["face"], dtype=np.uint8))
-        batch["specs"].append(np.asarray(sample["spec"], dtype=np.float16))
-        if len(batch["speakers"]) == 64:
-            batches.append(batch)
-            batch = {"specs": [], "faces": [], "speakers": []}
-    if batch["speakers"]:
-        batches.append(batch)
-    return [{"specs": np.stack(b["specs"]), "faces": np.stack(b["faces"]), "speakers": b["speakers"]}
-            for b in batches]
-
-
-def train_speech(generator, train: list[dict[str, Any]]) -> np.ndarray:
-    """A family's speech embeddings of the training clips ``[N, D]``."""
-    return np.concatenate([generator.matching_embeddings(b["specs"], b["faces"])[0] for b in train])
+        speakers.append(str(meta.get("speaker_id") or meta.get("video_id") or sample["key"]))
+        faces.append(np.asarray(sample["face"], dtype=np.uint8))
+        specs.append(np.asarray(sample["spec"], dtype=np.float16))
+        if len(specs) == batch_size:
+            flush()
+    flush()
+    return (np.concatenate(embedded) if embedded else np.zeros((0, 0), dtype=np.float32)), speakers
 
 
 def noise_grid(generator, test: dict[str, Any], keys: list[str], draws: int, size: int) -> np.ndarray:
@@ -228,7 +231,6 @@ def run_compare(shards_dir: str | Path, judge_path: str | Path, probe_path: str 
     judge = load_judge(judge_path, device)
     real = judge.embed(resize_faces(test["faces"], judge.image_size or size))
     probe, labels, true_reads, attributes = None, None, None, {}
-    train, train_labels = None, None  # the train split, read when a family has a speech space to search
     if probe_path is not None:
         from pipeline.faces.probe import ARCH as PROBE_ARCH
         from pipeline.faces.probe import labels_for, predict, speaker_attributes
@@ -261,10 +263,7 @@ def run_compare(shards_dir: str | Path, judge_path: str | Path, probe_path: str 
                                                                                     labels, params)}
         encoders = encoder_matching(generator, test, params)
         if encoders is not None and labels:
-            if train is None:
-                train = train_voices(shards_dir)
-                train_labels = labels_for([sp for b in train for sp in b["speakers"]], attributes)
-            neighbours = voice_neighbours(generator, test, train, labels, train_labels) if train else None
+            neighbours = voice_neighbours(generator, test, shards_dir, labels, attributes)
             if neighbours is not None:
                 encoders["voice_neighbours"] = neighbours
         if encoders is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.evaluation.compare import encoder_matching, noise_grid, noise_spread, voice_neighbours
+from pipeline.evaluation.compare import encoder_matching, noise_grid, noise_spread
 from pipeline.evaluation.families import load_generator
 from pipeline.evaluation.families_report import attributes_table, kway_table, noise_figures, noise_lines
 from pipeline.testing.families import write_tiny_selfsup, write_tiny_sf2f
@@ -55,25 +55,33 @@ def test_only_a_family_with_its_own_encoders_gets_their_matching(tmp_path: Path,
     assert sf2f.noise_dim == 0 and encoder_matching(sf2f, test_split, PARAMS) is None
 
 
-def test_the_nearest_training_voices_vote_in_the_familys_own_speech_space(tmp_path: Path, test_split: dict,
-                                                                          monkeypatch) -> None:
-    """Training clips that are the test clips themselves: each test voice's nearest training voice is its own, so
-    with k = 1 the vote is the truth (and flipped labels vote wrong everywhere); labels no test clip holds are not
-    scored, and with no labelled test clip there is nothing to report."""
+def test_the_nearest_training_voices_vote_in_the_familys_own_speech_space(tmp_path: Path, monkeypatch) -> None:
+    """Test clips that are the training clips themselves (two shards, read in batches of 4): each test voice's
+    nearest training voice is its own, so with k = 1 the vote is the truth and flipped attributes vote wrong
+    everywhere; attributes no test speaker holds are not scored, and with none at all there is nothing to report."""
     import pipeline.evaluation.compare as compare
+    from pipeline.faces.probe import labels_for
+    from pipeline.testing.shards import dummy_sample, write_dummy_shards
 
     monkeypatch.setattr(compare, "NEIGHBOURS", 1)
+    write_dummy_shards(tmp_path / "shards", "train", n_samples=6, per_shard=4, image_size=16)
+    samples = [dummy_sample(i, "train", 16) for i in range(6)]
+    test = {"specs": np.stack([s["spec"] for s in samples]), "faces": np.stack([s["face"] for s in samples]),
+            "speakers": [s["meta"]["speaker_id"] for s in samples]}
+    attributes = {"spk000": {"gender": 0}, "spk001": {"gender": 1}, "spk002": {"gender": 0}, "spk003": {"gender": 0}}
+    labels = labels_for(test["speakers"], attributes)
     selfsup = load_generator("selfsup", checkpoint=write_tiny_selfsup(tmp_path / "g.pt", image_size=16))
-    train = [{"specs": test_split["specs"][:4], "faces": test_split["faces"][:4], "speakers": ["a", "a", "b", "b"]},
-             {"specs": test_split["specs"][4:], "faces": test_split["faces"][4:], "speakers": ["c", "c"]}]
-    labels = {"gender": np.array([0, 0, 1, 1, 0, 0]), "glasses": np.array([-1] * 6)}
-    vote = voice_neighbours(selfsup, test_split, train, labels, labels)
+    reference, speakers = compare.train_speech(selfsup, tmp_path / "shards", batch_size=4)
+    assert reference.shape[0] == 6 and speakers == test["speakers"]
+    vote = compare.voice_neighbours(selfsup, test, tmp_path / "shards", labels, attributes)
     assert vote["k"] == 1 and vote["training_voices"] == 6
     assert vote["attributes"]["gender"]["accuracy"] == 1.0 and vote["attributes"]["gender"]["chance"] == 4 / 6
-    assert vote["attributes"]["glasses"]["accuracy"] is None
-    flipped = {"gender": 1 - labels["gender"], "glasses": labels["glasses"]}
-    assert voice_neighbours(selfsup, test_split, train, labels, flipped)["attributes"]["gender"]["accuracy"] == 0
-    assert voice_neighbours(selfsup, test_split, train, {"gender": np.array([-1] * 6)}, labels) is None
+    assert vote["attributes"]["glasses"]["accuracy"] is None  # no speaker's glasses are known
+    flipped = {s: {"gender": 1 - a["gender"]} for s, a in attributes.items()}
+    assert compare.voice_neighbours(selfsup, test, tmp_path / "shards", labels,
+                                    flipped)["attributes"]["gender"]["accuracy"] == 0
+    unknown = labels_for(test["speakers"], {})
+    assert compare.voice_neighbours(selfsup, test, tmp_path / "shards", unknown, attributes) is None
 
 
 def test_the_report_adds_the_voice_neighbours_row_under_the_probes_ceiling() -> None:
