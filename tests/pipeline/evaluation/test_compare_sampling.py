@@ -59,7 +59,7 @@ def test_the_nearest_training_voices_vote_in_the_familys_own_speech_space(tmp_pa
     """Test clips that are the training clips themselves (two shards, read in batches of 4): each test voice's
     nearest training voice is its own, so with k = 1 the vote is the truth and flipped attributes vote wrong
     everywhere; attributes no test speaker holds are not scored, and with none at all there is nothing to report."""
-    import pipeline.evaluation.compare as compare
+    from pipeline.evaluation import compare
     from pipeline.faces.probe import labels_for
     from pipeline.testing.shards import dummy_sample, write_dummy_shards
 
