@@ -61,6 +61,12 @@ def parse_inputs(pairs: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def speaker_of(sample: dict[str, Any]) -> str:
+    """A clip's speaker: its ``speaker_id``, or its video (then its key) where speakers are unknown."""
+    meta = sample["meta"]
+    return str(meta.get("speaker_id") or meta.get("video_id") or sample["key"])
+
+
 def read_test_split(shards_dir: str | Path, max_samples: int = 0) -> dict[str, Any]:
     """The test clips in shard order: keys, speakers, genders, true faces (uint8) and spectrograms (float16)."""
     from pipeline.data.shards import iter_samples, list_shards
@@ -69,7 +75,7 @@ def read_test_split(shards_dir: str | Path, max_samples: int = 0) -> dict[str, A
     for sample in iter_samples(list_shards(shards_dir, "test"), fields=["face", "spec", "meta"]):
         meta = sample["meta"]
         keys.append(str(sample["key"]))
-        speakers.append(str(meta.get("speaker_id") or meta.get("video_id") or sample["key"]))
+        speakers.append(speaker_of(sample))
         genders.append(meta.get("gender"))
         faces.append(np.asarray(sample["face"], dtype=np.uint8))
         specs.append(np.asarray(sample["spec"], dtype=np.float16))
@@ -167,8 +173,7 @@ def train_speech(generator, shards_dir: str | Path, batch_size: int = 64) -> tup
             faces.clear()
 
     for sample in iter_samples(list_shards(shards_dir, "train"), fields=["face", "spec", "meta"]):
-        meta = sample["meta"]
-        speakers.append(str(meta.get("speaker_id") or meta.get("video_id") or sample["key"]))
+        speakers.append(speaker_of(sample))
         faces.append(np.asarray(sample["face"], dtype=np.uint8))
         specs.append(np.asarray(sample["spec"], dtype=np.float16))
         if len(specs) == batch_size:
